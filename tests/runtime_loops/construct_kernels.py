@@ -32,6 +32,10 @@ Bound sources (``SOURCE`` constexpr):
 ``RUNTIME_STEP`` picks the step: the runtime one from the source above, or the
 constexpr ``STEP`` (which may be negative: Triton normalises a negative
 constexpr step; a runtime step must be positive when compiled).
+The step is written inline as ``i_zstep if RUNTIME_STEP else STEP``: assigning
+it to a local first (``step = ...``) turns the constexpr into an
+``arith.constant`` tensor, and a negative one then reaches ``scf.for`` without
+the normalisation (seen in the TTIR of Triton 3.9).
 ``TL_RANGE`` picks the loop statement: ``tl.range`` or the builtin ``range``.
 """
 import triton
@@ -83,15 +87,14 @@ def loop_in_if_kernel(
     b_row = b_ptr + pid * NB
     v_row = v_ptr + pid * V
     i_zs, i_ze, i_zstep = _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
-    step = i_zstep if RUNTIME_STEP else STEP
     trips = 0
     acc = 0
     if pid != 0:
         if TL_RANGE:
-            for z in tl.range(i_zs, i_ze, step):
+            for z in tl.range(i_zs, i_ze, i_zstep if RUNTIME_STEP else STEP):
                 trips, acc = _trip(v_row, z, trips, acc)
         else:
-            for z in range(i_zs, i_ze, step):
+            for z in range(i_zs, i_ze, i_zstep if RUNTIME_STEP else STEP):
                 trips, acc = _trip(v_row, z, trips, acc)
     tl.store(o_ptr + pid * 2, trips)
     tl.store(o_ptr + pid * 2 + 1, acc)
@@ -112,17 +115,16 @@ def loop_in_else_kernel(
     b_row = b_ptr + pid * NB
     v_row = v_ptr + pid * V
     i_zs, i_ze, i_zstep = _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
-    step = i_zstep if RUNTIME_STEP else STEP
     trips = 0
     acc = 0
     if pid % 2 == 0:
         trips = -1
     else:
         if TL_RANGE:
-            for z in tl.range(i_zs, i_ze, step):
+            for z in tl.range(i_zs, i_ze, i_zstep if RUNTIME_STEP else STEP):
                 trips, acc = _trip(v_row, z, trips, acc)
         else:
-            for z in range(i_zs, i_ze, step):
+            for z in range(i_zs, i_ze, i_zstep if RUNTIME_STEP else STEP):
                 trips, acc = _trip(v_row, z, trips, acc)
     tl.store(o_ptr + pid * 2, trips)
     tl.store(o_ptr + pid * 2 + 1, acc)
@@ -142,17 +144,16 @@ def loop_in_nested_if_kernel(
     b_row = b_ptr + pid * NB
     v_row = v_ptr + pid * V
     i_zs, i_ze, i_zstep = _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
-    step = i_zstep if RUNTIME_STEP else STEP
     flag = tl.load(b_row + 3)
     trips = 0
     acc = 0
     if pid != 0:
         if flag > 0:
             if TL_RANGE:
-                for z in tl.range(i_zs, i_ze, step):
+                for z in tl.range(i_zs, i_ze, i_zstep if RUNTIME_STEP else STEP):
                     trips, acc = _trip(v_row, z, trips, acc)
             else:
-                for z in range(i_zs, i_ze, step):
+                for z in range(i_zs, i_ze, i_zstep if RUNTIME_STEP else STEP):
                     trips, acc = _trip(v_row, z, trips, acc)
     tl.store(o_ptr + pid * 2, trips)
     tl.store(o_ptr + pid * 2 + 1, acc)
@@ -173,16 +174,15 @@ def loop_in_static_range_kernel(
     b_row = b_ptr + pid * NB
     v_row = v_ptr + pid * V
     i_zs, i_ze, i_zstep = _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
-    step = i_zstep if RUNTIME_STEP else STEP
     trips = 0
     acc = 0
     for r in tl.static_range(PASSES):
         if pid != 0:
             if TL_RANGE:
-                for z in tl.range(i_zs + r, i_ze, step):
+                for z in tl.range(i_zs + r, i_ze, i_zstep if RUNTIME_STEP else STEP):
                     trips, acc = _trip(v_row, z, trips, acc)
             else:
-                for z in range(i_zs + r, i_ze, step):
+                for z in range(i_zs + r, i_ze, i_zstep if RUNTIME_STEP else STEP):
                     trips, acc = _trip(v_row, z, trips, acc)
     tl.store(o_ptr + pid * 2, trips)
     tl.store(o_ptr + pid * 2 + 1, acc)
@@ -203,14 +203,13 @@ def while_in_if_kernel(
     b_row = b_ptr + pid * NB
     v_row = v_ptr + pid * V
     i_zs, i_ze, i_zstep = _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
-    step = i_zstep if RUNTIME_STEP else STEP
     trips = 0
     acc = 0
     if pid != 0:
         z = i_zs
         while z < i_ze:
             trips, acc = _trip(v_row, z, trips, acc)
-            z += step
+            z += i_zstep if RUNTIME_STEP else STEP
     tl.store(o_ptr + pid * 2, trips)
     tl.store(o_ptr + pid * 2 + 1, acc)
 
@@ -229,11 +228,10 @@ def planted_off_by_one_kernel(
     b_row = b_ptr + pid * NB
     v_row = v_ptr + pid * V
     i_zs, i_ze, i_zstep = _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
-    step = i_zstep if RUNTIME_STEP else STEP
     trips = 0
     acc = 0
     if pid != 0:
-        for z in range(i_zs, i_ze - 1, step):
+        for z in range(i_zs, i_ze - 1, i_zstep if RUNTIME_STEP else STEP):
             trips, acc = _trip(v_row, z, trips, acc)
     tl.store(o_ptr + pid * 2, trips)
     tl.store(o_ptr + pid * 2 + 1, acc)
@@ -250,11 +248,10 @@ def planted_wrong_branch_kernel(
     b_row = b_ptr + pid * NB
     v_row = v_ptr + pid * V
     i_zs, i_ze, i_zstep = _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
-    step = i_zstep if RUNTIME_STEP else STEP
     trips = 0
     acc = 0
     if pid > 1:
-        for z in range(i_zs, i_ze, step):
+        for z in range(i_zs, i_ze, i_zstep if RUNTIME_STEP else STEP):
             trips, acc = _trip(v_row, z, trips, acc)
     tl.store(o_ptr + pid * 2, trips)
     tl.store(o_ptr + pid * 2 + 1, acc)
