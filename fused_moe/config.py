@@ -1,0 +1,44 @@
+"""Launch configuration: block sizes and grid shapes, from the shape and the device only.
+
+Every choice depends on (E, K, U, T bucket), never on data, so a shape always runs the
+same code. Gating results do not depend on BLOCK_T at all (fixed-point row sums), which
+keeps routing batch invariant even though BLOCK_T is picked per E.
+"""
+import functools
+
+import torch
+import triton
+
+GATE_TILE_ELEMENTS = 4096  # logits per gating program: 16 rows of E=256
+MAX_SORT_CHUNK = 1024  # assignments sorted at once by one program
+ZERO_BLOCK = 2048  # moe_buf words per zeroing step
+
+
+def gate_tile(E, K):
+    block_e = triton.next_power_of_2(E)
+    block_t = max(1, min(16, GATE_TILE_ELEMENTS // block_e))
+    return block_t, block_e, triton.next_power_of_2(K)
+
+
+def gate_warps(block_e):
+    return 4 if block_e <= 1024 else 8
+
+
+def sort_chunk(T, K):
+    """Chunk of assignments per sorting step: the whole problem when small, else MAX_SORT_CHUNK."""
+    return max(16, min(MAX_SORT_CHUNK, triton.next_power_of_2(max(1, T * K))))
+
+
+@functools.lru_cache(maxsize=None)
+def _processors(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 2  # the interpreter runs programs one after another: keep the grid small
+
+
+def zero_programs(T, row_words, device):
+    """Programs that zero moe_buf: enough for one step each over T rows, at most 4 per SM."""
+    if row_words == 0 or T == 0:
+        return 0
+    steps = -(-(T * row_words) // ZERO_BLOCK)
+    return max(1, min(steps, 4 * _processors(device)))

@@ -1,0 +1,52 @@
+"""Host side of the fused route: gating + sorting (+ moe_buf zeroing) on one of two paths."""
+import torch
+import triton
+
+from . import buffers, config
+from .dispatch import choose_path
+from .gating import check_logits, launch_gating
+from .results import RouteResult, SortingResult
+from .route_kernels import fused_route_kernel
+from .sorting import SortingArgs, launch_sorting
+from .validation import MAX_TOPK_SORTED, check_topk
+
+
+def route(logits, topk, *, unit_size=32, renormalize=True, expert_mask=None, num_local_tokens=None,
+          moe_buf=None, path="auto", out=None):
+    """Gating softmax then MoE sorting (SPEC section 3), bit-for-bit equal to
+    ``moe_sorting(*topk_gating_softmax(logits, topk))`` on every path:
+    "fused" (one launch), "unfused" (separate kernels) or "auto" (by shape and device).
+    """
+    T, E = check_logits(logits, topk)
+    check_topk(topk, E, MAX_TOPK_SORTED)
+    args = SortingArgs(T, topk, E, unit_size, expert_mask, num_local_tokens, moe_buf, logits)
+    chosen = choose_path(path, T, E, topk, logits.device)
+    if out is None:
+        out = buffers.allocate_route_outputs(T, topk, E, unit_size, logits.device)
+    else:
+        out = buffers.check_route_out(out, T, topk, E, unit_size, logits.device)
+    if chosen == "fused":
+        _launch_fused(logits, renormalize, args, out)
+    else:
+        launch_gating(logits, topk, renormalize, out.topk_weights, out.topk_ids)
+        launch_sorting(args, out.topk_ids, out.topk_weights, SortingResult(*out[2:]))
+    return out
+
+
+def _launch_fused(logits, renormalize, args, out):
+    block_t, block_e, block_k = config.gate_tile(args.E, args.K)
+    gate_tiles = triton.cdiv(args.T, block_t)
+    grid = (max(1, gate_tiles) + args.zero_programs,)
+    fused_route_kernel[grid](
+        logits, logits.stride(0), logits.stride(1),
+        weights_ptr=out.topk_weights, ids_ptr=out.topk_ids,
+        sorted_ids_ptr=out.sorted_token_ids, sorted_w_ptr=out.sorted_weights.view(torch.int32),
+        sorted_eids_ptr=out.sorted_expert_ids, num_valid_ptr=out.num_valid_ids,
+        scratch_ptr=buffers.sorting_scratch(block_e, logits.device),
+        counter_ptr=buffers.arrival_counter(logits.device),
+        num_gate_tiles=max(1, gate_tiles),
+        RENORMALIZE=bool(renormalize), SINGLE_TILE=gate_tiles <= 1,
+        BLOCK_T=block_t, BLOCK_K=block_k,
+        **args.kernel_args(out.num_valid_ids),
+        num_warps=config.gate_warps(block_e),
+    )
