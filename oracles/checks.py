@@ -125,7 +125,7 @@ def check_gating(actual_weights, actual_ids, logits, topk, *, renormalize=True, 
     ai64 = ai.astype(np.int64)
 
     def logit(r, e):
-        return f"logit {x[r, e]!r}" if 0 <= e < E else "out of range"
+        return repr(float(x[r, e])) if 0 <= e < E else "out of range"
 
     bad = np.argwhere((ai64 < 0) | (ai64 >= E))
     _add(rep, bad, lambda rj: f"row {rj[0]} slot {rj[1]}: id {ai64[rj[0], rj[1]]} out of range [0, E={E})",
@@ -140,9 +140,9 @@ def check_gating(actual_weights, actual_ids, logits, topk, *, renormalize=True, 
 
     _add(rep, dup_rows, dup, "rows with repeated ids")
     wrong = np.argwhere(ai64 != ids)
-    _add(rep, wrong, lambda rj: (f"row {rj[0]} slot {rj[1]}: expected id {ids[rj[0], rj[1]]} "
-                                 f"({logit(rj[0], ids[rj[0], rj[1]])}), found {ai64[rj[0], rj[1]]} "
-                                 f"({logit(rj[0], ai64[rj[0], rj[1]])})"), "wrong ids")
+    _add(rep, wrong, lambda rj: (f"row {rj[0]} slot {rj[1]}: expected id {ids[rj[0], rj[1]]}, found "
+                                 f"{ai64[rj[0], rj[1]]} (their logits {logit(rj[0], ids[rj[0], rj[1]])} and "
+                                 f"{logit(rj[0], ai64[rj[0], rj[1]])})"), "wrong ids")
     w64 = aw.astype(np.float64)
     nan = np.argwhere(np.isnan(w64))
     _add(rep, nan, lambda rj: f"row {rj[0]} slot {rj[1]}: weight is NaN (expected {probs[rj[0], rj[1]]:.9g})",
