@@ -119,5 +119,6 @@ def as_expert_mask(expert_mask, num_experts: int, name: str = "expert_mask"):
     if not (m.dtype == np.bool_ or np.issubdtype(m.dtype, np.integer)):
         raise TypeError(f"{name} must be a bool or integer array of length E={num_experts}, got dtype {m.dtype}")
     if m.ndim != 1 or m.shape[0] != num_experts:
-        raise ValueError(f"{name} must have shape ({num_experts},) (one entry per expert, E={num_experts}), got {m.shape}")
+        raise ValueError(f"{name} must have shape ({num_experts},) (one entry per expert, E={num_experts}), "
+                         f"got {m.shape}")
     return m != 0

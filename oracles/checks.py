@@ -134,7 +134,7 @@ def check_gating(actual_weights, actual_ids, logits, topk, *, renormalize=True, 
     dup_rows = np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1)) if K > 1 else np.array([], int)
 
     def dup(r):
-        vals, first, cnt = np.unique(ai64[r], return_index=True, return_counts=True)
+        vals, cnt = np.unique(ai64[r], return_counts=True)
         v = vals[cnt > 1][0]
         return f"row {r}: id {v} repeated in slots {np.flatnonzero(ai64[r] == v).tolist()}"
 
