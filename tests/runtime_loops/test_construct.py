@@ -53,7 +53,8 @@ class Form:
     @property
     def id(self) -> str:
         step = "runtimestep" if self.runtime_step else "conststep"
-        return f"{self.source}-bounds-{self.iterator}-{step}-{self.placement}"
+        where = "if" if self.placement == "while" else self.placement  # the while sits in `if pid != 0`
+        return f"{self.source}-bounds-{self.iterator}-{step}-{where}"
 
     def describe(self) -> str:
         step = "runtime step" if self.runtime_step else "constexpr step"
