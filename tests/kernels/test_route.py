@@ -1,0 +1,116 @@
+"""route on every path: against the oracle, path against path (bitwise), run against run."""
+import numpy as np
+import pytest
+import torch
+
+import fused_moe
+import oracles
+
+from .harness import fresh_seed, poisoned_route_out, random_logits, random_moe_buf, snapshot, upcast
+
+PATHS = ["fused", "unfused", "auto"]
+
+# (T, E, K, U): the seed's decode shapes and the tile edges of the fused kernel.
+SEED_T = [1, 2, 4, 8, 12, 16, 17, 64]
+CASES = [(t, 256, 8, 32) for t in SEED_T] + [(t, 128, 4, 32) for t in SEED_T] + [
+    (0, 8, 2, 4),  # empty batch: only num_valid_ids is written
+    (3, 1, 1, 1),  # E = 1, U = 1
+    (33, 3, 3, 5),  # K == E, odd U, many tiles of a tiny E
+    (300, 60, 6, 16),  # several gating tiles and sort chunks: the last-arriver path
+]
+
+
+def run_route(logits, K, U, path, device, *, mask=None, M=None, m_on_device=False, moe_buf=None):
+    T, E = logits.shape
+    out = poisoned_route_out(T, K, E, U, device)
+    before = snapshot(out)
+    buf_before = None if moe_buf is None else moe_buf.cpu().clone()
+    num_local = torch.tensor([M], dtype=torch.int32, device=device) if m_on_device else M
+    fused_moe.route(logits, K, unit_size=U, expert_mask=None if mask is None else torch.from_numpy(mask).to(device),
+                    num_local_tokens=num_local, moe_buf=moe_buf, path=path, out=out)
+    report = oracles.check_route(out, upcast(logits), K, unit_size=U, expert_mask=mask, num_local_tokens=M,
+                                 before=before)
+    if moe_buf is not None:
+        report = report.merged(oracles.check_moe_buf(buf_before, moe_buf.cpu(), T if M is None else M))
+    return out, report
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("T,E,K,U", CASES, ids=[f"T{t}-E{e}-K{k}-U{u}" for t, e, k, u in CASES])
+def test_matches_oracle(T, E, K, U, path, device):
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    logits = random_logits(rng, T, E, torch.bfloat16, device)
+    buf = random_moe_buf(rng, T, (7,), torch.float16, device)
+    _, report = run_route(logits, K, U, path, device, moe_buf=buf)
+    assert report.ok, f"seed={seed} path={path}\n{report}"
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_mask_local_tokens_on_device(path, device):
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    E = 64
+    logits = random_logits(rng, 40, E, torch.float16, device, stride_pad=3)
+    mask = (rng.random(E) < 0.5).astype(np.int32)
+    buf = random_moe_buf(rng, 40, (3,), torch.uint8, device)
+    _, report = run_route(logits, 6, 8, path, device, mask=mask, M=23, m_on_device=True, moe_buf=buf)
+    assert report.ok, f"seed={seed} path={path}\n{report}"
+
+
+@pytest.mark.parametrize("T", [1, 16, 17, 300])
+def test_paths_bitwise_equal_and_deterministic(T, device):
+    """Every path gives the same bits, and so does every repeat."""
+    seed = fresh_seed()
+    logits = random_logits(np.random.default_rng(seed), T, 128, torch.bfloat16, device)
+    runs = [fused_moe.route(logits, 4, path=p) for p in ("fused", "unfused", "fused", "auto")]
+    n = int(runs[0].num_valid_ids[0])
+    for run in runs[1:]:
+        for name, a, b in zip(fused_moe.RouteResult._fields, runs[0], run):
+            if name in ("sorted_token_ids", "sorted_weights"):
+                a, b = a[:n], b[:n]
+            elif name == "sorted_expert_ids":
+                a, b = a[: n // 32], b[: n // 32]
+            if a.dtype == torch.float32:
+                a, b = a.view(torch.int32), b.view(torch.int32)
+            assert torch.equal(a, b), f"seed={seed}: {name} differs between paths or runs"
+
+
+@pytest.mark.parametrize("bad,error,match", [
+    (dict(path="fast"), ValueError, "path"),
+    (dict(topk=128), ValueError, "topk"),
+    (dict(unit_size=-2), ValueError, "unit_size"),
+    (dict(out=fused_moe.RouteResult(*([torch.zeros(1)] * 6))), ValueError, "topk_weights"),
+], ids=["path", "k128", "unit", "out-shape"])
+def test_rejects_bad_arguments(bad, error, match, device):
+    kwargs = dict(topk=2) | bad
+    with pytest.raises(error, match=match):
+        fused_moe.route(torch.zeros(4, 200, device=device), kwargs.pop("topk"), **kwargs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("path", ["fused", "unfused"])
+def test_cuda_graph_replay_with_new_inputs(path, device):
+    """route captures in a CUDA graph and replays with new logits and a new device-side M."""
+    T, E, K, U = 24, 256, 8, 32
+    rng = np.random.default_rng(fresh_seed())
+    logits = random_logits(rng, T, E, torch.bfloat16, device).contiguous()
+    m = torch.tensor([T], dtype=torch.int32, device=device)
+    buf = random_moe_buf(rng, T, (64,), torch.bfloat16, device)
+    out = fused_moe.allocate_route_outputs(T, K, E, U, device)
+    call = lambda: fused_moe.route(logits, K, unit_size=U, num_local_tokens=m, moe_buf=buf, path=path, out=out)
+    call()  # compile and create cached state outside the capture
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        call()
+    for M in (T, 0, 5, 17):
+        logits.copy_(random_logits(rng, T, E, torch.bfloat16, device))
+        m.fill_(M)
+        buf.copy_(random_moe_buf(rng, T, (64,), torch.bfloat16, device))
+        buf_before = buf.cpu().clone()
+        graph.replay()
+        torch.cuda.synchronize()
+        report = oracles.check_route(out, upcast(logits), K, unit_size=U, num_local_tokens=M)
+        report = report.merged(oracles.check_moe_buf(buf_before, buf.cpu(), M))
+        assert report.ok, f"replay with M={M}\n{report}"

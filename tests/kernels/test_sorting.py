@@ -1,0 +1,146 @@
+"""moe_sorting against the oracle (SPEC section 2): exact, with canaries on every buffer."""
+import numpy as np
+import pytest
+import torch
+
+import fused_moe
+import oracles
+
+from .harness import fresh_seed, poisoned_sorting_out, random_moe_buf, snapshot
+
+
+def _random_assignments(rng, T, K, E, *, out_of_range=False, duplicates=False):
+    ids = np.stack([rng.permutation(E)[:K] for _ in range(T)]) if E >= K else rng.integers(0, E, (T, K))
+    ids = ids.reshape(T, K).astype(np.int32)
+    if duplicates and K > 1:
+        ids[:, -1] = ids[:, 0]  # a repeated expert in every row: two assignments each
+    if out_of_range:
+        junk = np.array([-1, E, E + 1000, -(2**31)], dtype=np.int32)
+        hit = rng.random((T, K)) < 0.2
+        ids[hit] = rng.choice(junk, size=int(hit.sum()))
+    weights = rng.standard_normal((T, K)).astype(np.float32)
+    return ids, weights
+
+
+def run_sorting(rng, T, K, E, U, device, *, mask=None, M=None, m_on_device=False, moe_buf=None, **kinds):
+    ids, weights = _random_assignments(rng, T, K, E, **kinds)
+    out = poisoned_sorting_out(T, K, E, U, device)
+    before = snapshot(out)
+    buf_before = None if moe_buf is None else moe_buf.cpu().clone()
+    num_local = torch.tensor([M], dtype=torch.int32, device=device) if m_on_device else M
+    fused_moe.moe_sorting(torch.from_numpy(ids).to(device), torch.from_numpy(weights).to(device), E,
+                          unit_size=U, expert_mask=None if mask is None else torch.from_numpy(mask).to(device),
+                          num_local_tokens=num_local, moe_buf=moe_buf, out=out)
+    report = oracles.check_sorting(out, ids, weights, E, unit_size=U, expert_mask=mask, num_local_tokens=M,
+                                   before=before)
+    if moe_buf is not None:
+        report = report.merged(oracles.check_moe_buf(buf_before, moe_buf.cpu(), M if M is not None else T))
+    return report
+
+
+# (T, K, E, U): seed shapes, then padding and expert-count edges.
+CASES = [
+    (16, 8, 256, 32),  # DeepSeek-R1 decode
+    (16, 4, 128, 32),  # GPT-OSS-120B decode
+    (64, 8, 256, 32),
+    (1, 1, 1, 1),  # U = 1: no padding at all
+    (4, 1, 1, 16),  # every token on one expert
+    (5, 3, 6, 4),  # the CK documentation shape
+    (33, 2, 3, 7),  # E and U not powers of two
+    (200, 8, 257, 16),  # several sort chunks, E = 2**8 + 1
+    (3, 127, 127, 2),  # K = E = 127, the largest K
+    (9, 5, 2048, 64),
+]
+
+
+@pytest.mark.parametrize("T,K,E,U", CASES, ids=[f"T{t}-K{k}-E{e}-U{u}" for t, k, e, u in CASES])
+def test_matches_oracle(T, K, E, U, device):
+    seed = fresh_seed()
+    report = run_sorting(np.random.default_rng(seed), T, K, E, U, device)
+    assert report.ok, f"seed={seed}\n{report}"
+
+
+@pytest.mark.parametrize("kind", ["out_of_range", "duplicates"])
+def test_dropped_and_duplicate_ids(kind, device):
+    seed = fresh_seed()
+    report = run_sorting(np.random.default_rng(seed), 21, 4, 12, 4, device, **{kind: True})
+    assert report.ok, f"seed={seed}\n{report}"
+
+
+@pytest.mark.parametrize("mask_kind", ["all-on", "all-off", "sparse"])
+def test_expert_mask(mask_kind, device):
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    E = 40
+    mask = {"all-on": np.ones(E), "all-off": np.zeros(E), "sparse": rng.random(E) < 0.3}[mask_kind]
+    report = run_sorting(rng, 25, 6, E, 8, device, mask=mask.astype(np.int32))
+    assert report.ok, f"seed={seed}\n{report}"
+
+
+@pytest.mark.parametrize("M", [0, 1, 7, 30])
+@pytest.mark.parametrize("on_device", [False, True], ids=["host-int", "device-tensor"])
+def test_local_tokens_and_moe_buf(M, on_device, device):
+    """Rows >= M are garbage that must be ignored; moe_buf rows [0, M) zeroed, the rest untouched."""
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    buf = random_moe_buf(rng, 30, (7,), torch.bfloat16, device)  # 14-byte rows: not a multiple of 16
+    report = run_sorting(rng, 30, 3, 16, 4, device, M=M, m_on_device=on_device, moe_buf=buf, out_of_range=True)
+    assert report.ok, f"seed={seed}\n{report}"
+
+
+@pytest.mark.parametrize("dtype,row", [(torch.uint8, (3,)), (torch.float32, (5, 3)), (torch.int64, (2,)),
+                                       (torch.bfloat16, (7168,))], ids=["u8x3", "f32x5x3", "i64x2", "bf16x7168"])
+def test_moe_buf_row_sizes(dtype, row, device):
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    buf = random_moe_buf(rng, 6, row, dtype, device)
+    report = run_sorting(rng, 6, 2, 8, 4, device, M=5, moe_buf=buf)
+    assert report.ok, f"seed={seed}\n{report}"
+
+
+def test_device_local_tokens_out_of_range_is_clamped(device):
+    """A bad device-side M is clamped to [0, T]: nothing is read or written out of bounds."""
+    T, K, E, U = 5, 2, 4, 2
+    ids = torch.zeros((T, K), dtype=torch.int32, device=device)
+    out = poisoned_sorting_out(T, K, E, U, device)
+    for bad, clamped in [(-3, 0), (1000, T)]:
+        fused_moe.moe_sorting(ids, torch.ones((T, K), device=device), E, unit_size=U, out=out,
+                              num_local_tokens=torch.tensor([bad], dtype=torch.int32, device=device))
+        assert out.num_valid_ids.tolist() == [-(-clamped * K // U) * U, clamped]
+
+
+def _sorting_call(device, **bad):
+    kwargs = dict(topk_ids=torch.zeros((4, 2), dtype=torch.int32), topk_weights=torch.zeros((4, 2)),
+                  num_experts=8, unit_size=4) | bad
+    kwargs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+    return fused_moe.moe_sorting(kwargs.pop("topk_ids"), kwargs.pop("topk_weights"), kwargs.pop("num_experts"),
+                                 **kwargs)
+
+
+@pytest.mark.parametrize("bad,error,match", [
+    (dict(num_experts=0), ValueError, "num_experts"),
+    (dict(unit_size=0), ValueError, "unit_size"),
+    (dict(topk_ids=torch.zeros((4, 2))), TypeError, "topk_ids"),
+    (dict(topk_weights=torch.zeros((4, 3))), ValueError, "topk_weights"),
+    (dict(topk_ids=torch.zeros((4, 128), dtype=torch.int32), topk_weights=torch.zeros((4, 128))),
+     ValueError, "topk"),
+    (dict(expert_mask=torch.ones(7, dtype=torch.int32)), ValueError, "expert_mask"),
+    (dict(expert_mask=torch.ones(8)), TypeError, "expert_mask"),
+    (dict(num_local_tokens=5), ValueError, "num_local_tokens"),
+    (dict(num_local_tokens=-1), ValueError, "num_local_tokens"),
+    (dict(num_local_tokens=torch.tensor([1])), TypeError, "num_local_tokens"),
+    (dict(moe_buf=torch.zeros(3, 4)), ValueError, "moe_buf"),
+    (dict(moe_buf=torch.zeros(4, 4).t()), ValueError, "moe_buf"),
+    (dict(out=(torch.zeros(1),)), TypeError, "out"),
+], ids=["e0", "u0", "float-ids", "shape-mismatch", "k128", "mask-len", "mask-float", "m-gt-t", "m-neg",
+        "m-int64", "buf-rows", "buf-strided", "out-tuple"])
+def test_rejects_bad_arguments(bad, error, match, device):
+    with pytest.raises(error, match=match):
+        _sorting_call(device, **bad)
+
+
+def test_rejects_small_out_buffer(device):
+    out = fused_moe.allocate_sorting_outputs(4, 2, 8, 4, device)
+    short = out._replace(sorted_token_ids=out.sorted_token_ids[:-1])
+    with pytest.raises(ValueError, match="sorted_token_ids"):
+        _sorting_call(device, out=short)
