@@ -1,0 +1,12 @@
+"""Hypothesis fuzzing layer for the MoE routing kernels.
+
+- :mod:`fuzz.settings`   profiles ``ci`` / ``dev`` / ``campaign``, chosen by ``MOE_FUZZ_PROFILE``;
+- :mod:`fuzz.strategies` regime-first composite strategies and the ``*Case`` dataclasses;
+- :mod:`fuzz.targets`    implementations under test (kernels, oracle) and the differential
+  properties (poisoned outputs judged by the ``oracles`` checkers);
+- :mod:`fuzz.planted`    planted-bug targets for the quality suite (``tests/quality``);
+- :mod:`fuzz.campaign`   ``python -m fuzz.campaign``: time-boxed fuzzing run;
+- :mod:`fuzz.repro`      standalone reproducer + Markdown report for a shrunk failure.
+
+Nothing here imports ``fused_moe`` at import time (the lane must be chosen first).
+"""
