@@ -24,8 +24,8 @@ bit-identical on every path, tile size and batch.
 import triton
 import triton.language as tl
 
-_FIXED_ONE = 1099511627776.0  # 2**40: b_e <= 1, so E <= 2**20 terms never overflow int64
-_INT64_MIN = -9223372036854775808
+_FIXED_ONE = tl.constexpr(1099511627776.0)  # 2**40: b_e <= 1, so E <= 2**20 terms never overflow int64
+_INT64_MIN = tl.constexpr(-9223372036854775808)
 
 
 @triton.jit
