@@ -69,10 +69,6 @@ def check_route_out(out, T, K, E, unit_size, device):
     return RouteResult(*out[:2], *check_sorting_out(tuple(out[2:]), T, K, E, unit_size, device))
 
 
-def sorting_scratch(block_e, device):
-    return torch.empty(2 * block_e, dtype=torch.int32, device=device)
-
-
 _counters = {}
 
 

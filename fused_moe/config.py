@@ -14,14 +14,21 @@ MAX_SORT_CHUNK = 1024  # assignments sorted at once by one program
 ZERO_BLOCK = 2048  # moe_buf words per zeroing step
 
 
-def gate_tile(E, K):
+def gate_tile(E, K, T):
+    """(BLOCK_T, BLOCK_E, BLOCK_K). Small batches get a tile no taller than T: the decode
+    path runs one tile, and masked rows would only cost time."""
     block_e = triton.next_power_of_2(E)
-    block_t = max(1, min(16, GATE_TILE_ELEMENTS // block_e))
+    block_t = max(1, min(16, GATE_TILE_ELEMENTS // block_e, triton.next_power_of_2(max(T, 1))))
     return block_t, block_e, triton.next_power_of_2(K)
 
 
-def gate_warps(block_e):
-    return 4 if block_e <= 1024 else 8
+def gate_warps(block_t, block_e):
+    return max(1, min(8, block_t * block_e // 512))
+
+
+def pad_width(U, block_e):
+    """Padding slots each expert writes per step of ``fill_padding`` (it needs at most U - 1)."""
+    return max(1, min(triton.next_power_of_2(max(U - 1, 1)), 4096 // block_e))
 
 
 def sort_chunk(T, K):

@@ -18,13 +18,13 @@ def check_logits(logits, topk):
 
 def launch_gating(logits, topk, renormalize, topk_weights, topk_ids):
     T, E = logits.shape
-    block_t, block_e, block_k = config.gate_tile(E, topk)
+    block_t, block_e, block_k = config.gate_tile(E, topk, T)
     if T == 0:
         return
     topk_gating_kernel[(triton.cdiv(T, block_t),)](
         logits, logits.stride(0), logits.stride(1), topk_weights, topk_ids, T, E,
         K=topk, BLOCK_T=block_t, BLOCK_E=block_e, BLOCK_K=block_k, RENORMALIZE=bool(renormalize),
-        num_warps=config.gate_warps(block_e),
+        num_warps=config.gate_warps(block_t, block_e),
     )
 
 

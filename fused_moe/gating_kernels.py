@@ -6,15 +6,17 @@ other rows, which is what makes routing batch invariant):
     logits[T, E] --load, upcast--> x (float32; NaN -> -inf, -0.0 -> +0.0)
     x --order-preserving int key, packed with the inverted column--> packed (int64)
     K x (row max of packed) --> topk_ids   (ties: lower expert index wins)
-    exp(x - rowmax) --fixed-point row sum--> S; topk_weights = e_k / S or e_k / sum(e_k)
+    selected keys --involution--> selected logits (slot 0 is the row max)
+    exp(x - rowmax) --fixed-point row sum--> topk_weights = p_k / sum(p_k) or p_k / sum(p)
 
 | name    | shape           | dtype   | meaning                                  | pad value          |
 |---------|-----------------|---------|------------------------------------------|--------------------|
 | x       | [BLOCK_T, BLOCK_E] | float32 | logits, NaN as -inf                   | -inf (cols >= E)   |
 | packed  | [BLOCK_T, BLOCK_E] | int64   | (ordered key << 32) | (BLOCK_E-1-col)  | INT64_MIN (cols >= E, taken) |
-| b_e     | [BLOCK_T, BLOCK_E] | float32 | unnormalised probability exp(x - max) | 0.0 (cols >= E)    |
 | b_id    | [BLOCK_T, BLOCK_K] | int32   | selected experts, slot order          | 0                  |
-| b_w     | [BLOCK_T, BLOCK_K] | float32 | their unnormalised probabilities      | 0.0                |
+| b_key   | [BLOCK_T, BLOCK_K] | int32   | their ordered keys                    | 0                  |
+| p_sel   | [BLOCK_T, BLOCK_K] | float32 | their unnormalised probabilities      | 0.0 (slots >= K)   |
+| b_w     | [BLOCK_T, BLOCK_K] | float32 | topk weights                          | 0.0 (slots >= K)   |
 
 Why a fixed-point sum: a float tree reduction's order follows the register
 layout, which Triton picks per shape, alignment and num_warps. Summing exact
@@ -36,6 +38,22 @@ def _ordered_key(x):
 
 
 @triton.jit
+def _unnormalised(x, x_max):
+    """exp(x - row max) with the limit semantics of SPEC section 1 (x_max is per row)."""
+    row_finite = ((x_max > float("-inf")) & (x_max < float("inf")))[:, None]
+    shift = tl.where(row_finite, x_max[:, None], 0.0)
+    p = tl.exp(tl.where(row_finite, x - shift, float("-inf")))
+    p = tl.where((x_max == float("inf"))[:, None], tl.where(x == float("inf"), 1.0, 0.0), p)
+    return tl.where((x_max == float("-inf"))[:, None], 1.0, p)
+
+
+@triton.jit
+def _fixed_point_sum(p):
+    """Row sums of p in [0, 1] as exact int64 multiples of 2**-40: order independent."""
+    return tl.sum((p * _FIXED_ONE).to(tl.int64), axis=1).to(tl.float32) * (1.0 / _FIXED_ONE)
+
+
+@triton.jit
 def gating_rows(
     logits_ptr,  # (T, E) float32/float16/bfloat16, any strides: input
     stride_t, stride_e,
@@ -45,10 +63,11 @@ def gating_rows(
     K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
     RENORMALIZE: tl.constexpr,
 ):
-    """Gate rows [row0, row0 + BLOCK_T) of the logits; rows >= T are masked off."""
+    """Gate rows [row0, row0 + BLOCK_T) of the logits (rows >= T masked off), store them and
+    return the (BLOCK_T, BLOCK_K) tiles of ids and weights for callers that go on sorting."""
     i_t = row0 + tl.arange(0, BLOCK_T)
     i_e = tl.arange(0, BLOCK_E)
-    i_k = tl.arange(0, BLOCK_K)
+    i_k = tl.arange(0, BLOCK_K)[None, :]
     m_t = i_t < T
     m_e = i_e < E
 
@@ -60,42 +79,32 @@ def gating_rows(
     # Selection: one int64 max per slot; low bits make ties go to the lower column.
     key = tl.where(m_e[None, :], _ordered_key(x), -2147483648)
     packed = (key.to(tl.int64) << 32) | (BLOCK_E - 1 - i_e[None, :]).to(tl.int64)
-
-    # Unnormalised probabilities with the limit semantics of SPEC section 1.
-    x_max = tl.max(x, axis=1)
-    row_pos_inf = (x_max == float("inf"))[:, None]
-    row_neg_inf = (x_max == float("-inf"))[:, None]
-    row_finite = (x_max > float("-inf")) & (x_max < float("inf"))
-    shift = tl.where(row_finite, x_max, 0.0)
-    b_e = tl.exp(tl.where(row_finite[:, None], x - shift[:, None], float("-inf")))
-    b_e = tl.where(row_pos_inf, tl.where(x == float("inf"), 1.0, 0.0), b_e)
-    b_e = tl.where(row_neg_inf, 1.0, b_e)
-    b_e = tl.where(m_e[None, :], b_e, 0.0)
-
     b_id = tl.zeros([BLOCK_T, BLOCK_K], dtype=tl.int32)
-    b_w = tl.zeros([BLOCK_T, BLOCK_K], dtype=tl.float32)
-    picked_sum = tl.zeros([BLOCK_T], dtype=tl.float32)  # summed in slot order on every path
+    b_key = tl.zeros([BLOCK_T, BLOCK_K], dtype=tl.int32)
     for k in range(K):
         best = tl.max(packed, axis=1)
         col = (BLOCK_E - 1) - (best & 0xFFFFFFFF).to(tl.int32)
-        hit = i_e[None, :] == col[:, None]
-        packed = tl.where(hit, _INT64_MIN, packed)
-        e_k = tl.max(tl.where(hit, b_e, -1.0), axis=1)  # exactly one hit per row
-        b_id = tl.where(i_k[None, :] == k, col[:, None], b_id)
-        b_w = tl.where(i_k[None, :] == k, e_k[:, None], b_w)
-        picked_sum += e_k
+        packed = tl.where(i_e[None, :] == col[:, None], _INT64_MIN, packed)
+        b_id = tl.where(i_k == k, col[:, None], b_id)
+        b_key = tl.where(i_k == k, (best >> 32).to(tl.int32)[:, None], b_key)
 
+    # The key is an involution of the float bits: the selected logits come back exactly,
+    # and slot 0 holds the row max.
+    m_k = i_k < K
+    x_sel = tl.where(m_k, _ordered_key(b_key).to(tl.float32, bitcast=True), float("-inf"))
+    x_max = tl.max(x_sel, axis=1)
+    p_sel = tl.where(m_k, _unnormalised(x_sel, x_max), 0.0)
     if RENORMALIZE:
-        denom = picked_sum
+        denom = _fixed_point_sum(p_sel)
     else:
-        fixed = (b_e * _FIXED_ONE).to(tl.int64)
-        denom = tl.sum(fixed, axis=1).to(tl.float32) * (1.0 / _FIXED_ONE)
-    b_w = b_w / denom[:, None]
+        denom = _fixed_point_sum(tl.where(m_e[None, :], _unnormalised(x, x_max), 0.0))
+    b_w = p_sel / denom[:, None]
 
-    m_out = m_t[:, None] & (i_k[None, :] < K)
-    o_out = i_t[:, None].to(tl.int64) * K + i_k[None, :]
+    m_out = m_t[:, None] & m_k
+    o_out = i_t[:, None].to(tl.int64) * K + i_k
     tl.store(ids_ptr + o_out, b_id, mask=m_out)
     tl.store(weights_ptr + o_out, b_w, mask=m_out)
+    return b_id, b_w
 
 
 @triton.jit
@@ -109,6 +118,6 @@ def topk_gating_kernel(
     RENORMALIZE: tl.constexpr,
 ):
     """Grid: (cdiv(T, BLOCK_T),). Program p owns rows [p*BLOCK_T, (p+1)*BLOCK_T)."""
-    gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr,
-                tl.program_id(0) * BLOCK_T, T, E,
-                K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+    _ = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr,
+                    tl.program_id(0) * BLOCK_T, T, E,
+                    K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)

@@ -34,7 +34,7 @@ def route(logits, topk, *, unit_size=32, renormalize=True, expert_mask=None, num
 
 
 def _launch_fused(logits, renormalize, args, out):
-    block_t, block_e, block_k = config.gate_tile(args.E, args.K)
+    block_t, block_e, block_k = config.gate_tile(args.E, args.K, args.T)
     gate_tiles = triton.cdiv(args.T, block_t)
     grid = (max(1, gate_tiles) + args.zero_programs,)
     fused_route_kernel[grid](
@@ -42,11 +42,10 @@ def _launch_fused(logits, renormalize, args, out):
         weights_ptr=out.topk_weights, ids_ptr=out.topk_ids,
         sorted_ids_ptr=out.sorted_token_ids, sorted_w_ptr=out.sorted_weights.view(torch.int32),
         sorted_eids_ptr=out.sorted_expert_ids, num_valid_ptr=out.num_valid_ids,
-        scratch_ptr=buffers.sorting_scratch(block_e, logits.device),
         counter_ptr=buffers.arrival_counter(logits.device),
         num_gate_tiles=max(1, gate_tiles),
         RENORMALIZE=bool(renormalize), SINGLE_TILE=gate_tiles <= 1,
         BLOCK_T=block_t, BLOCK_K=block_k,
         **args.kernel_args(out.num_valid_ids),
-        num_warps=config.gate_warps(block_e),
+        num_warps=config.gate_warps(block_t, block_e),
     )

@@ -3,7 +3,8 @@ zeroing in one launch. Only ``@triton.jit`` code.
 
 Grid: (G + Z,).
 - Programs [0, G) gate one tile of BLOCK_T rows each (``gating_rows``) and write
-  topk_ids / topk_weights. With G == 1 (SINGLE_TILE) program 0 then sorts at once.
+  topk_ids / topk_weights. With G == 1 (SINGLE_TILE) program 0 then sorts the tile
+  straight from registers (``sort_tile``): no memory round trip between the stages.
   With G > 1 each program takes a ticket from ``counter``; the last arriver, which
   waits on nobody (no spin-wait: the interpreter runs programs one after another),
   resets the counter for the next call or graph replay and sorts every assignment.
@@ -17,7 +18,7 @@ import triton
 import triton.language as tl
 
 from .gating_kernels import gating_rows
-from .sorting_kernels import local_token_count, sort_assignments, zero_rows
+from .sorting_kernels import local_token_count, sort_assignments, sort_tile, zero_rows
 
 
 @triton.jit
@@ -28,35 +29,32 @@ def fused_route_kernel(
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input, num_local_tokens on the device (when M_ON_DEVICE)
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs
-    scratch_ptr,  # (2 * BLOCK_E,) int32: workspace
     counter_ptr,  # (1,) int32: arrival counter, zero between calls
     buf_ptr, buf_row_words,  # moe_buf as words: output (when HAS_BUF)
     m_value, T, E, num_gate_tiles,
     K: tl.constexpr, U: tl.constexpr, RENORMALIZE: tl.constexpr, HAS_MASK: tl.constexpr,
     M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr, SINGLE_TILE: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
-    BLOCK_A: tl.constexpr, BLOCK_Z: tl.constexpr,
+    BLOCK_A: tl.constexpr, PAD_W: tl.constexpr, BLOCK_Z: tl.constexpr,
 ):
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     if pid < num_gate_tiles:
-        gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, pid * BLOCK_T, T, E,
-                    K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
-        tl.debug_barrier()  # this program's topk outputs are written before anyone reads them
-        # Weights are float32 in memory; the sorter copies their bits as int32.
-        w_bits = weights_ptr.to(tl.pointer_type(tl.int32))
+        b_id, b_w = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, pid * BLOCK_T, T, E,
+                                K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
         if SINGLE_TILE:
-            sort_assignments(ids_ptr, K, 1, w_bits, K, 1, mask_ptr,
-                             sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr, scratch_ptr,
-                             M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, "")
+            sort_tile(b_id, b_w, mask_ptr, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,
+                      M, E, K, U, HAS_MASK, BLOCK_T, BLOCK_K, BLOCK_E, PAD_W)
         else:
+            tl.debug_barrier()  # this program's topk rows are written before its ticket says so
             ticket = tl.atomic_add(counter_ptr, 1, sem="acq_rel")
             if ticket == num_gate_tiles - 1:
                 tl.store(counter_ptr, 0)
+                # Weights are float32 in memory; the sorter copies their bits as int32.
                 # ".cg": other programs' rows come from L2, never from a stale L1 line.
-                sort_assignments(ids_ptr, K, 1, w_bits, K, 1, mask_ptr,
-                                 sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr, scratch_ptr,
-                                 M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, ".cg")
+                sort_assignments(ids_ptr, K, 1, weights_ptr.to(tl.pointer_type(tl.int32)), K, 1, mask_ptr,
+                                 sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,
+                                 M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, PAD_W, ".cg")
     elif HAS_BUF:
         zero_rows(buf_ptr, M.to(tl.int64) * buf_row_words, pid - num_gate_tiles,
                   tl.num_programs(0) - num_gate_tiles, BLOCK_Z)

@@ -40,7 +40,7 @@ class SortingArgs:
             m_value=self.m_value, T=self.T, E=self.E,
             K=self.K, U=self.U, HAS_MASK=self.mask is not None, M_ON_DEVICE=self.m_tensor is not None,
             HAS_BUF=self.buf is not None, BLOCK_E=self.block_e, BLOCK_A=self.block_a,
-            BLOCK_Z=config.ZERO_BLOCK,
+            PAD_W=config.pad_width(self.U, self.block_e), BLOCK_Z=config.ZERO_BLOCK,
         )
 
 
@@ -52,7 +52,6 @@ def launch_sorting(args, topk_ids, topk_weights, out):
         w_bits, w_bits.stride(0), w_bits.stride(1),
         sorted_ids_ptr=out.sorted_token_ids, sorted_w_ptr=out.sorted_weights.view(torch.int32),
         sorted_eids_ptr=out.sorted_expert_ids, num_valid_ptr=out.num_valid_ids,
-        scratch_ptr=buffers.sorting_scratch(args.block_e, args.device),
         **args.kernel_args(out.num_valid_ids),
         num_warps=4,
     )

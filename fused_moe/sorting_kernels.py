@@ -1,13 +1,20 @@
 """Triton code for MoE sorting (SPEC section 2). Only ``@triton.jit`` code.
 
-Pipeline of the single-program sort (``sort_assignments``), which walks the
-flat assignments f = t*K + j, t < M, in chunks of BLOCK_A:
+Building blocks, shared by every sorting path:
 
-    pass 1: histogram of kept experts              -> counts[E]
-            padded = ceil(counts/U)*U, exclusive scan -> starts[E], total
-            fill [0, total) with the padding sentinel (real entries overwrite it)
-    pass 2: per chunk, sort keys (expert, f); the rank inside an expert run
-            plus the expert's cursor gives the destination; cursor += counts
+    expert_layout:  counts[E] -> padded = ceil(counts/U)*U, starts (exclusive scan), total, local ids
+    fill_padding:   write the sentinel into each expert's padding slots [starts+counts, starts+padded)
+    sort_chunk:     sort one chunk of assignments by (expert, position) -- stable by construction,
+                    since the position is part of the key -- carrying the weight bits along
+    place_sorted:   destination = cursor[expert] + rank inside the expert's run; scatter tokens,
+                    weights and the local expert id of every block head
+
+Paths built from them:
+- ``sort_tile``: one gating tile still in registers (the fused decode path, T <= BLOCK_T).
+- ``sort_assignments``: one program walks all M*K assignments from memory in chunks
+  (pass 1 histogram, pass 2 scatter); the cursor stays in registers.
+- tiled (``tile_histogram_kernel`` -> ``tile_offsets_kernel`` -> ``tile_scatter_kernel``):
+  per-tile histograms, one exclusive scan over tiles, then every tile scatters in parallel.
 
 | name              | shape        | dtype | meaning                                   | pad value      |
 |-------------------|--------------|-------|-------------------------------------------|----------------|
@@ -15,7 +22,7 @@ flat assignments f = t*K + j, t < M, in chunks of BLOCK_A:
 | sorted_weights    | capacity     | int32 | bits of topk_weights[t, j]                | 0 (== 0.0f)    |
 | sorted_expert_ids | capacity / U | int32 | local expert id of each U-slot block      | none (prefix)  |
 | num_valid_ids     | 2            | int32 | [total, M]                                | -              |
-| scratch           | 2 * BLOCK_E  | int32 | [cursor per expert, local id per expert]  | -              |
+| tile_base         | (tiles, BLOCK_E) | int32 | tiled path: histogram, then first slot of each (tile, expert) | - |
 
 Weights travel as int32 bit patterns so copies are bit-exact on every lane.
 Everything past the valid prefixes is left untouched.
@@ -52,9 +59,99 @@ def load_assignments(ids_ptr, stride_t, stride_k, mask_ptr, f, N, E,
 
 
 @triton.jit
+def load_weight_bits(w_ptr, stride_t, stride_k, f, N, K: tl.constexpr, CACHE: tl.constexpr):
+    t = f // K
+    return tl.load(w_ptr + t.to(tl.int64) * stride_t + (f % K) * stride_k, mask=f < N, other=0,
+                   cache_modifier=CACHE)
+
+
+@triton.jit
+def expert_layout(counts, mask_ptr, E, U: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr):
+    """-> (padded, starts, total, local): slots per expert, first slot, sum, local expert id."""
+    padded = (counts + (U - 1)) // U * U
+    starts = tl.cumsum(padded, 0) - padded
+    total = tl.sum(padded, 0)
+    i_e = tl.arange(0, BLOCK_E)
+    if HAS_MASK:
+        on = (tl.load(mask_ptr + i_e, mask=i_e < E, other=0) != 0).to(tl.int32)
+        local = tl.cumsum(on, 0) - on
+    else:
+        local = i_e
+    return padded, starts, total, local
+
+
+@triton.jit
+def fill_padding(starts, counts, padded, sorted_ids_ptr, sorted_w_ptr, pad_token,
+                 U: tl.constexpr, BLOCK_E: tl.constexpr, PAD_W: tl.constexpr):
+    """Sentinel and 0.0 into slots [starts + counts, starts + padded) of every expert (< U each)."""
+    first = (starts + counts)[:, None]
+    end = (starts + padded)[:, None]
+    i_z = tl.arange(0, PAD_W)[None, :]
+    for z0 in range(0, U - 1, PAD_W):
+        o = first + z0 + i_z
+        m_o = o < end
+        tl.store(sorted_ids_ptr + o, tl.zeros_like(o) + pad_token, mask=m_o)
+        tl.store(sorted_w_ptr + o, tl.zeros_like(o), mask=m_o)
+
+
+@triton.jit
 def _run_length(e_a, n_a, e_b, n_b):
     # Segmented count over runs of equal experts (associative on sorted input).
     return e_b, n_b + tl.where(e_a == e_b, n_a, 0)
+
+
+@triton.jit
+def sort_chunk(e, keep, w_bits, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr):
+    """Sort a chunk by (expert, position); dropped entries go last with expert BLOCK_E.
+    -> (expert, position in chunk, weight bits), all in sorted order."""
+    i_a = tl.arange(0, BLOCK_A)
+    hi = tl.where(keep, e, BLOCK_E) * BLOCK_A + i_a
+    key = tl.sort((hi.to(tl.int64) << 32) | (w_bits.to(tl.int64) & 0xFFFFFFFF))
+    hi = (key >> 32).to(tl.int32)
+    return hi // BLOCK_A, hi % BLOCK_A, key.to(tl.int32)
+
+
+@triton.jit
+def place_sorted(e_s, token_s, w_s, cursor, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
+                 U: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr):
+    """Scatter a sorted chunk: slot = cursor[expert] + rank inside the expert's run."""
+    kept = e_s < BLOCK_E
+    e_c = tl.where(kept, e_s, 0)
+    _, run = tl.associative_scan((e_s, tl.full([BLOCK_A], 1, tl.int32)), 0, _run_length)
+    dest = tl.gather(cursor, e_c, 0) + run - 1
+    tl.store(sorted_ids_ptr + dest, token_s, mask=kept)
+    tl.store(sorted_w_ptr + dest, w_s, mask=kept)
+    head = kept & (dest % U == 0)  # padding only ends a run, so every block starts with a real entry
+    tl.store(sorted_eids_ptr + dest // U, tl.gather(local, e_c, 0), mask=head)
+
+
+@triton.jit
+def sort_tile(
+    b_id,  # (BLOCK_T, BLOCK_K) int32 registers: expert ids of rows [0, BLOCK_T)
+    b_w,  # (BLOCK_T, BLOCK_K) float32 registers: their weights
+    mask_ptr, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # see the table
+    M, E,
+    K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_E: tl.constexpr, PAD_W: tl.constexpr,
+):
+    """Sort a whole problem that fits one gating tile, straight from registers."""
+    NA: tl.constexpr = BLOCK_T * BLOCK_K
+    i_t = tl.arange(0, BLOCK_T)[:, None]
+    i_k = tl.arange(0, BLOCK_K)[None, :]
+    keep = (i_t < M) & (i_k < K)
+    if HAS_MASK:
+        keep = keep & (tl.load(mask_ptr + b_id, mask=keep, other=0) != 0)
+    e = tl.reshape(b_id, [NA])
+    keep = tl.reshape(keep, [NA])
+    counts = tl.histogram(e, BLOCK_E, mask=keep)
+    padded, starts, total, local = expert_layout(counts, mask_ptr, E, U, HAS_MASK, BLOCK_E)
+    tl.store(num_valid_ptr, total)
+    tl.store(num_valid_ptr + 1, M)
+    fill_padding(starts, counts, padded, sorted_ids_ptr, sorted_w_ptr, (K << 24) | M, U, BLOCK_E, PAD_W)
+    e_s, i_s, w_s = sort_chunk(e, keep, tl.reshape(b_w.to(tl.int32, bitcast=True), [NA]), BLOCK_E, NA)
+    token_s = ((i_s % BLOCK_K) << 24) | (i_s // BLOCK_K)
+    place_sorted(e_s, token_s, w_s, starts, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
+                 U, BLOCK_E, NA)
 
 
 @triton.jit
@@ -64,70 +161,34 @@ def sort_assignments(
     w_ptr,  # (T, K) int32 bit patterns of float32 weights: input
     w_stride_t, w_stride_k,
     mask_ptr,  # (E,) int: input, nonzero = expert kept (only read when HAS_MASK)
-    sorted_ids_ptr,  # (capacity,) int32: output
-    sorted_w_ptr,  # (capacity,) int32: output
-    sorted_eids_ptr,  # (capacity // U,) int32: output
-    num_valid_ptr,  # (2,) int32: output
-    scratch_ptr,  # (2 * BLOCK_E,) int32: workspace
+    sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs, see the table
     M, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, CACHE: tl.constexpr,
+    BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, PAD_W: tl.constexpr, CACHE: tl.constexpr,
 ):
-    """The whole sort in one program (the caller's program owns every output)."""
+    """The whole sort in one program, reading assignments from memory in chunks of BLOCK_A."""
     N = M * K
     i_a = tl.arange(0, BLOCK_A)
-    i_e = tl.arange(0, BLOCK_E)
-    m_e = i_e < E
-
     counts = tl.zeros([BLOCK_E], dtype=tl.int32)
     for start in range(0, N, BLOCK_A):
         e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, start + i_a,
                                    N, E, K, HAS_MASK, CACHE)
         counts += tl.histogram(e, BLOCK_E, mask=keep)
-
-    padded = (counts + (U - 1)) // U * U
-    starts = tl.cumsum(padded, 0) - padded
-    total = tl.sum(padded, 0)
-    if HAS_MASK:
-        on = (tl.load(mask_ptr + i_e, mask=m_e, other=0) != 0).to(tl.int32)
-        local = tl.cumsum(on, 0) - on
-    else:
-        local = i_e
-    tl.store(scratch_ptr + i_e, starts)
-    tl.store(scratch_ptr + BLOCK_E + i_e, local)
+    padded, starts, total, local = expert_layout(counts, mask_ptr, E, U, HAS_MASK, BLOCK_E)
     tl.store(num_valid_ptr, total)
     tl.store(num_valid_ptr + 1, M)
-
-    pad_token = (K << 24) | M
-    for q0 in range(0, total, BLOCK_A):
-        q = q0 + i_a
-        tl.store(sorted_ids_ptr + q, tl.zeros_like(q) + pad_token, mask=q < total)
-        tl.store(sorted_w_ptr + q, tl.zeros_like(q), mask=q < total)
-    tl.debug_barrier()  # the scratch and the padding fill land before pass 2 reads/overwrites them
+    fill_padding(starts, counts, padded, sorted_ids_ptr, sorted_w_ptr, (K << 24) | M, U, BLOCK_E, PAD_W)
 
     cursor = starts
     for start in range(0, N, BLOCK_A):
-        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, start + i_a,
-                                   N, E, K, HAS_MASK, CACHE)
-        key = tl.sort(tl.where(keep, e, BLOCK_E) * BLOCK_A + i_a)
-        e_s = key // BLOCK_A
-        f_s = start + key % BLOCK_A
-        kept = e_s < BLOCK_E
-        _, run = tl.associative_scan((e_s, tl.full([BLOCK_A], 1, tl.int32)), 0, _run_length)
-        dest = tl.load(scratch_ptr + e_s, mask=kept, other=0) + run - 1
-        t = f_s // K
-        j = f_s % K
-        w = tl.load(w_ptr + t.to(tl.int64) * w_stride_t + j * w_stride_k, mask=kept, other=0,
-                    cache_modifier=CACHE)
-        tl.store(sorted_ids_ptr + dest, (j << 24) | t, mask=kept)
-        tl.store(sorted_w_ptr + dest, w, mask=kept)
-        block_head = kept & (dest % U == 0)  # padding only ends a run, so every block starts with a real entry
-        tl.store(sorted_eids_ptr + dest // U, tl.load(scratch_ptr + BLOCK_E + e_s, mask=block_head, other=0),
-                 mask=block_head)
+        f = start + i_a
+        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, N, E, K, HAS_MASK, CACHE)
+        w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, f, N, K, CACHE)
+        e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_A)
+        f_s = start + i_s
+        place_sorted(e_s, ((f_s % K) << 24) | (f_s // K), w_s, cursor, local,
+                     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, U, BLOCK_E, BLOCK_A)
         cursor += tl.histogram(e, BLOCK_E, mask=keep)
-        tl.debug_barrier()  # every gather of this chunk is done before the cursors move
-        tl.store(scratch_ptr + i_e, cursor)
-        tl.debug_barrier()
 
 
 @triton.jit
@@ -151,19 +212,19 @@ def moe_sorting_kernel(
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input, num_local_tokens on the device (when M_ON_DEVICE)
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs
-    scratch_ptr,  # (2 * BLOCK_E,) int32: workspace
     buf_ptr,  # moe_buf viewed as words: output, rows [0, M) zeroed (when HAS_BUF)
     buf_row_words,
     m_value, T, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
-    HAS_BUF: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, BLOCK_Z: tl.constexpr,
+    HAS_BUF: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, PAD_W: tl.constexpr,
+    BLOCK_Z: tl.constexpr,
 ):
     """Grid: (1 + Z,). Program 0 sorts every assignment; programs 1..Z zero moe_buf rows [0, M)."""
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     if pid == 0:
         sort_assignments(ids_ptr, ids_stride_t, ids_stride_k, w_ptr, w_stride_t, w_stride_k, mask_ptr,
-                         sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr, scratch_ptr,
-                         M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, "")
+                         sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,
+                         M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, PAD_W, "")
     elif HAS_BUF:
         zero_rows(buf_ptr, M.to(tl.int64) * buf_row_words, pid - 1, tl.num_programs(0) - 1, BLOCK_Z)
