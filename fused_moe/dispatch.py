@@ -9,6 +9,7 @@ PATHS = ("auto", "fused", "unfused")
 DISPATCH_THRESHOLDS = {
     "fused_single_tile": 16,  # fused: one gating tile (E <= 256) -> no arrival counter
     "fused_max_tokens": 256,  # auto: fused up to here, unfused beyond
+    "sort_single_program": 64,  # sorting: one program up to here, tiled histogram/scan/scatter beyond
 }
 
 

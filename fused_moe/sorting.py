@@ -4,7 +4,8 @@ import triton
 
 from . import buffers, config
 from .results import SortingResult
-from .sorting_kernels import moe_sorting_kernel
+from .dispatch import DISPATCH_THRESHOLDS
+from .sorting_kernels import moe_sorting_kernel, tile_histogram_kernel, tile_offsets_kernel, tile_scatter_kernel
 from .validation import (MAX_TOPK_SORTED, check_int, check_same_device, check_tensor, check_tokens,
                          expert_mask_arg, local_tokens_arg, moe_buf_arg)
 
@@ -45,15 +46,41 @@ class SortingArgs:
 
 
 def launch_sorting(args, topk_ids, topk_weights, out):
-    """One launch: program 0 sorts, programs 1.. zero moe_buf."""
+    """Small batches: one launch, program 0 sorts while programs 1.. zero moe_buf.
+    Larger ones: histogram, scan and scatter launches, every tile in parallel."""
     w_bits = topk_weights.view(torch.int32)
-    moe_sorting_kernel[(1 + args.zero_programs,)](
-        topk_ids, topk_ids.stride(0), topk_ids.stride(1),
-        w_bits, w_bits.stride(0), w_bits.stride(1),
+    inputs = (topk_ids, topk_ids.stride(0), topk_ids.stride(1), w_bits, w_bits.stride(0), w_bits.stride(1))
+    if args.T <= DISPATCH_THRESHOLDS["sort_single_program"]:
+        moe_sorting_kernel[(1 + args.zero_programs,)](
+            *inputs,
+            sorted_ids_ptr=out.sorted_token_ids, sorted_w_ptr=out.sorted_weights.view(torch.int32),
+            sorted_eids_ptr=out.sorted_expert_ids, num_valid_ptr=out.num_valid_ids,
+            **args.kernel_args(out.num_valid_ids),
+            num_warps=4,
+        )
+        return
+    _launch_tiled(args, inputs, out)
+
+
+def _launch_tiled(args, inputs, out):
+    common = args.kernel_args(out.num_valid_ids)
+    block_s = min(config.MAX_SORT_CHUNK, triton.next_power_of_2(args.T * args.K))
+    tiles = triton.cdiv(args.T * args.K, block_s)
+    workspace = torch.empty((tiles + 1) * args.block_e, dtype=torch.int32, device=args.device)
+    tile_base, local = workspace[: tiles * args.block_e], workspace[tiles * args.block_e:]
+    pick = lambda *names: {name: common[name] for name in names}
+    flags = pick("mask_ptr", "m_ptr", "m_value", "T", "E", "K", "HAS_MASK", "M_ON_DEVICE", "BLOCK_E")
+    tile_histogram_kernel[(tiles,)](*inputs[:3], tile_base_ptr=tile_base, BLOCK_S=block_s, **flags, num_warps=4)
+    tile_offsets_kernel[(1 + args.zero_programs,)](
+        tile_base, local, sorted_ids_ptr=out.sorted_token_ids, sorted_w_ptr=out.sorted_weights.view(torch.int32),
+        num_valid_ptr=out.num_valid_ids, num_tiles=tiles,
+        SCAN_ROWS=min(triton.next_power_of_2(tiles), max(1, 8192 // args.block_e)),
+        **flags, **pick("buf_ptr", "buf_row_words", "U", "HAS_BUF", "PAD_W", "BLOCK_Z"), num_warps=4,
+    )
+    tile_scatter_kernel[(tiles,)](
+        *inputs, tile_base_ptr=tile_base, local_ptr=local,
         sorted_ids_ptr=out.sorted_token_ids, sorted_w_ptr=out.sorted_weights.view(torch.int32),
-        sorted_eids_ptr=out.sorted_expert_ids, num_valid_ptr=out.num_valid_ids,
-        **args.kernel_args(out.num_valid_ids),
-        num_warps=4,
+        sorted_eids_ptr=out.sorted_expert_ids, BLOCK_S=block_s, U=args.U, **flags, num_warps=4,
     )
 
 

@@ -228,3 +228,86 @@ def moe_sorting_kernel(
                          M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, PAD_W, "")
     elif HAS_BUF:
         zero_rows(buf_ptr, M.to(tl.int64) * buf_row_words, pid - 1, tl.num_programs(0) - 1, BLOCK_Z)
+
+
+@triton.jit
+def tile_histogram_kernel(
+    ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32: input
+    mask_ptr,  # (E,): input
+    m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
+    tile_base_ptr,  # (tiles, BLOCK_E) int32: output, this tile's expert histogram
+    m_value, T, E,
+    K: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
+    BLOCK_E: tl.constexpr, BLOCK_S: tl.constexpr,
+):
+    """Grid: (tiles,). Program p counts the kept experts of assignments [p*BLOCK_S, (p+1)*BLOCK_S)."""
+    pid = tl.program_id(0)
+    M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
+    e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, pid * BLOCK_S + tl.arange(0, BLOCK_S),
+                               M * K, E, K, HAS_MASK, "")
+    tl.store(tile_base_ptr + pid * BLOCK_E + tl.arange(0, BLOCK_E), tl.histogram(e, BLOCK_E, mask=keep))
+
+
+@triton.jit
+def tile_offsets_kernel(
+    tile_base_ptr,  # (tiles, BLOCK_E) int32: histograms in, first slot of each (tile, expert) out
+    local_ptr,  # (BLOCK_E,) int32: output, local expert ids
+    mask_ptr,  # (E,): input
+    m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
+    sorted_ids_ptr, sorted_w_ptr, num_valid_ptr,  # outputs: padding slots and counts
+    buf_ptr, buf_row_words,  # moe_buf as words: output (when HAS_BUF)
+    num_tiles, m_value, T, E,
+    K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr,
+    BLOCK_E: tl.constexpr, SCAN_ROWS: tl.constexpr, PAD_W: tl.constexpr, BLOCK_Z: tl.constexpr,
+):
+    """Grid: (1 + Z,). Program 0 scans the tile histograms (SCAN_ROWS tiles at a time) into
+    per-(tile, expert) first slots and writes the padding; programs 1..Z zero moe_buf."""
+    pid = tl.program_id(0)
+    M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
+    if pid == 0:
+        i_r = tl.arange(0, SCAN_ROWS)[:, None]
+        i_e = tl.arange(0, BLOCK_E)[None, :]
+        counts = tl.zeros([BLOCK_E], dtype=tl.int32)
+        for r0 in range(0, num_tiles, SCAN_ROWS):
+            m_r = (r0 + i_r) < num_tiles
+            counts += tl.sum(tl.load(tile_base_ptr + (r0 + i_r) * BLOCK_E + i_e, mask=m_r, other=0), axis=0)
+        padded, starts, total, local = expert_layout(counts, mask_ptr, E, U, HAS_MASK, BLOCK_E)
+        tl.store(num_valid_ptr, total)
+        tl.store(num_valid_ptr + 1, M)
+        tl.store(local_ptr + tl.arange(0, BLOCK_E), local)
+        fill_padding(starts, counts, padded, sorted_ids_ptr, sorted_w_ptr, (K << 24) | M, U, BLOCK_E, PAD_W)
+        running = starts
+        for r0 in range(0, num_tiles, SCAN_ROWS):
+            m_r = (r0 + i_r) < num_tiles
+            p_h = tile_base_ptr + (r0 + i_r) * BLOCK_E + i_e
+            h = tl.load(p_h, mask=m_r, other=0)
+            tl.store(p_h, running[None, :] + tl.cumsum(h, 0) - h, mask=m_r)
+            running += tl.sum(h, axis=0)
+    elif HAS_BUF:
+        zero_rows(buf_ptr, M.to(tl.int64) * buf_row_words, pid - 1, tl.num_programs(0) - 1, BLOCK_Z)
+
+
+@triton.jit
+def tile_scatter_kernel(
+    ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32: input
+    w_ptr, w_stride_t, w_stride_k,  # (T, K) int32 bits of float32: input
+    mask_ptr,  # (E,): input
+    m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
+    tile_base_ptr,  # (tiles, BLOCK_E) int32: input, first slot of each (tile, expert)
+    local_ptr,  # (BLOCK_E,) int32: input, local expert ids
+    sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,  # outputs
+    m_value, T, E,
+    K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
+    BLOCK_E: tl.constexpr, BLOCK_S: tl.constexpr,
+):
+    """Grid: (tiles,). Program p sorts and places assignments [p*BLOCK_S, (p+1)*BLOCK_S)."""
+    pid = tl.program_id(0)
+    M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
+    f = pid * BLOCK_S + tl.arange(0, BLOCK_S)
+    e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, M * K, E, K, HAS_MASK, "")
+    w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, f, M * K, K, "")
+    e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_S)
+    f_s = pid * BLOCK_S + i_s
+    i_e = tl.arange(0, BLOCK_E)
+    place_sorted(e_s, ((f_s % K) << 24) | (f_s // K), w_s, tl.load(tile_base_ptr + pid * BLOCK_E + i_e),
+                 tl.load(local_ptr + i_e), sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, U, BLOCK_E, BLOCK_S)

@@ -47,14 +47,15 @@ def test_matches_oracle(T, E, K, U, path, device):
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_mask_local_tokens_on_device(path, device):
+@pytest.mark.parametrize("T,M", [(40, 23), (100, 77)], ids=["single-program-sort", "tiled-sort"])
+def test_mask_local_tokens_on_device(T, M, path, device):
     seed = fresh_seed()
     rng = np.random.default_rng(seed)
     E = 64
-    logits = random_logits(rng, 40, E, torch.float16, device, stride_pad=3)
+    logits = random_logits(rng, T, E, torch.float16, device, stride_pad=3)
     mask = (rng.random(E) < 0.5).astype(np.int32)
-    buf = random_moe_buf(rng, 40, (3,), torch.uint8, device)
-    _, report = run_route(logits, 6, 8, path, device, mask=mask, M=23, m_on_device=True, moe_buf=buf)
+    buf = random_moe_buf(rng, T, (3,), torch.uint8, device)
+    _, report = run_route(logits, 6, 8, path, device, mask=mask, M=M, m_on_device=True, moe_buf=buf)
     assert report.ok, f"seed={seed} path={path}\n{report}"
 
 
