@@ -47,5 +47,5 @@ def _launch_fused(logits, renormalize, args, out):
         RENORMALIZE=bool(renormalize), SINGLE_TILE=gate_tiles <= 1,
         BLOCK_T=block_t, BLOCK_K=block_k,
         **args.kernel_args(out.num_valid_ids),
-        num_warps=config.gate_warps(block_t, block_e),
+        num_warps=max(4, config.gate_warps(block_t, block_e)),  # the sort wants 4 warps
     )

@@ -3,8 +3,9 @@ zeroing in one launch. Only ``@triton.jit`` code.
 
 Grid: (G + Z,).
 - Programs [0, G) gate one tile of BLOCK_T rows each (``gating_rows``) and write
-  topk_ids / topk_weights. With G == 1 (SINGLE_TILE) program 0 then sorts the tile
-  straight from registers (``sort_tile``): no memory round trip between the stages.
+  topk_ids / topk_weights. With G == 1 (SINGLE_TILE) program 0 then sorts at once,
+  reading its own rows back after a barrier. (Sorting the tile straight from registers
+  measured slower on an H200: 10.4 against 7.5 us at T=1, see docs/notes.md.)
   With G > 1 each program takes a ticket from ``counter``; the last arriver, which
   waits on nobody (no spin-wait: the interpreter runs programs one after another),
   resets the counter for the next call or graph replay and sorts every assignment.
@@ -18,7 +19,7 @@ import triton
 import triton.language as tl
 
 from .gating_kernels import gating_rows
-from .sorting_kernels import local_token_count, sort_assignments, sort_tile, zero_rows
+from .sorting_kernels import local_token_count, sort_assignments, zero_rows
 
 
 @triton.jit
@@ -40,19 +41,21 @@ def fused_route_kernel(
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     if pid < num_gate_tiles:
-        b_id, b_w = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, pid * BLOCK_T, T, E,
-                                K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+        _ = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, pid * BLOCK_T, T, E,
+                        K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+        tl.debug_barrier()  # this program's topk rows are written before anyone reads them
+        # Weights are float32 in memory; the sorter copies their bits as int32.
+        w_bits = weights_ptr.to(tl.pointer_type(tl.int32))
         if SINGLE_TILE:
-            sort_tile(b_id, b_w, mask_ptr, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,
-                      M, E, K, U, HAS_MASK, BLOCK_T, BLOCK_K, BLOCK_E, PAD_W)
+            sort_assignments(ids_ptr, K, 1, w_bits, K, 1, mask_ptr,
+                             sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,
+                             M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, PAD_W, "")
         else:
-            tl.debug_barrier()  # this program's topk rows are written before its ticket says so
             ticket = tl.atomic_add(counter_ptr, 1, sem="acq_rel")
             if ticket == num_gate_tiles - 1:
                 tl.store(counter_ptr, 0)
-                # Weights are float32 in memory; the sorter copies their bits as int32.
                 # ".cg": other programs' rows come from L2, never from a stale L1 line.
-                sort_assignments(ids_ptr, K, 1, weights_ptr.to(tl.pointer_type(tl.int32)), K, 1, mask_ptr,
+                sort_assignments(ids_ptr, K, 1, w_bits, K, 1, mask_ptr,
                                  sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,
                                  M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, PAD_W, ".cg")
     elif HAS_BUF:

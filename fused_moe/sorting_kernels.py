@@ -10,7 +10,6 @@ Building blocks, shared by every sorting path:
                     weights and the local expert id of every block head
 
 Paths built from them:
-- ``sort_tile``: one gating tile still in registers (the fused decode path, T <= BLOCK_T).
 - ``sort_assignments``: one program walks all M*K assignments from memory in chunks
   (pass 1 histogram, pass 2 scatter); the cursor stays in registers.
 - tiled (``tile_histogram_kernel`` -> ``tile_offsets_kernel`` -> ``tile_scatter_kernel``):
@@ -123,35 +122,6 @@ def place_sorted(e_s, token_s, w_s, cursor, local, sorted_ids_ptr, sorted_w_ptr,
     tl.store(sorted_w_ptr + dest, w_s, mask=kept)
     head = kept & (dest % U == 0)  # padding only ends a run, so every block starts with a real entry
     tl.store(sorted_eids_ptr + dest // U, tl.gather(local, e_c, 0), mask=head)
-
-
-@triton.jit
-def sort_tile(
-    b_id,  # (BLOCK_T, BLOCK_K) int32 registers: expert ids of rows [0, BLOCK_T)
-    b_w,  # (BLOCK_T, BLOCK_K) float32 registers: their weights
-    mask_ptr, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # see the table
-    M, E,
-    K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_E: tl.constexpr, PAD_W: tl.constexpr,
-):
-    """Sort a whole problem that fits one gating tile, straight from registers."""
-    NA: tl.constexpr = BLOCK_T * BLOCK_K
-    i_t = tl.arange(0, BLOCK_T)[:, None]
-    i_k = tl.arange(0, BLOCK_K)[None, :]
-    keep = (i_t < M) & (i_k < K)
-    if HAS_MASK:
-        keep = keep & (tl.load(mask_ptr + b_id, mask=keep, other=0) != 0)
-    e = tl.reshape(b_id, [NA])
-    keep = tl.reshape(keep, [NA])
-    counts = tl.histogram(e, BLOCK_E, mask=keep)
-    padded, starts, total, local = expert_layout(counts, mask_ptr, E, U, HAS_MASK, BLOCK_E)
-    tl.store(num_valid_ptr, total)
-    tl.store(num_valid_ptr + 1, M)
-    fill_padding(starts, counts, padded, sorted_ids_ptr, sorted_w_ptr, (K << 24) | M, U, BLOCK_E, PAD_W)
-    e_s, i_s, w_s = sort_chunk(e, keep, tl.reshape(b_w.to(tl.int32, bitcast=True), [NA]), BLOCK_E, NA)
-    token_s = ((i_s % BLOCK_K) << 24) | (i_s // BLOCK_K)
-    place_sorted(e_s, token_s, w_s, starts, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
-                 U, BLOCK_E, NA)
 
 
 @triton.jit
