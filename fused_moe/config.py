@@ -12,6 +12,7 @@ import triton
 GATE_TILE_ELEMENTS = 4096  # logits per gating program: 16 rows of E=256
 MAX_SORT_CHUNK = 256  # assignments sorted at once by one program (1024 measured 4x slower per tile)
 ZERO_BLOCK = 2048  # moe_buf words per zeroing step
+PLACE_BLOCK = 1024  # presorted entries placed per step by the fused route's last arriver
 
 
 def gate_tile(E, K, T):

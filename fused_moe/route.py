@@ -35,17 +35,25 @@ def route(logits, topk, *, unit_size=32, renormalize=True, expert_mask=None, num
 
 def _launch_fused(logits, renormalize, args, out):
     block_t, block_e, block_k = config.gate_tile(args.E, args.K, args.T)
-    gate_tiles = triton.cdiv(args.T, block_t)
-    grid = (max(1, gate_tiles) + args.zero_programs,)
-    fused_route_kernel[grid](
+    gate_tiles = max(1, triton.cdiv(args.T, block_t))
+    block_n = triton.next_power_of_2(block_t * args.K)
+    if gate_tiles > 1:
+        workspace = torch.empty(gate_tiles * block_n + gate_tiles * block_e // 2 + 1, dtype=torch.int64,
+                                device=logits.device)
+        keys, hist = workspace[: gate_tiles * block_n], workspace[gate_tiles * block_n:].view(torch.int32)
+    else:
+        keys = hist = out.num_valid_ids  # never read: SINGLE_TILE sorts from the topk outputs
+    fused_route_kernel[(gate_tiles + args.zero_programs,)](
         logits, logits.stride(0), logits.stride(1),
         weights_ptr=out.topk_weights, ids_ptr=out.topk_ids,
         sorted_ids_ptr=out.sorted_token_ids, sorted_w_ptr=out.sorted_weights.view(torch.int32),
         sorted_eids_ptr=out.sorted_expert_ids, num_valid_ptr=out.num_valid_ids,
-        counter_ptr=buffers.arrival_counter(logits.device),
-        num_gate_tiles=max(1, gate_tiles),
-        RENORMALIZE=bool(renormalize), SINGLE_TILE=gate_tiles <= 1,
-        BLOCK_T=block_t, BLOCK_K=block_k,
+        counter_ptr=buffers.arrival_counter(logits.device), keys_ptr=keys, hist_ptr=hist,
+        num_gate_tiles=gate_tiles,
+        RENORMALIZE=bool(renormalize), SINGLE_TILE=gate_tiles == 1,
+        BLOCK_T=block_t, BLOCK_K=block_k, BLOCK_N=block_n,
+        SCAN_ROWS=min(triton.next_power_of_2(gate_tiles), max(1, 4096 // block_e)),
+        PLACE_BLOCK=config.PLACE_BLOCK,
         **args.kernel_args(out.num_valid_ids),
         num_warps=max(4, config.gate_warps(block_t, block_e)),  # the sort wants 4 warps
     )

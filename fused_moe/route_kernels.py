@@ -19,7 +19,7 @@ import triton
 import triton.language as tl
 
 from .gating_kernels import gating_rows
-from .sorting_kernels import local_token_count, sort_assignments, zero_rows
+from .sorting_kernels import local_token_count, place_presorted, presort_tile, sort_assignments, zero_rows
 
 
 @triton.jit
@@ -31,12 +31,15 @@ def fused_route_kernel(
     m_ptr,  # (1,) int32: input, num_local_tokens on the device (when M_ON_DEVICE)
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs
     counter_ptr,  # (1,) int32: arrival counter, zero between calls
+    keys_ptr,  # (G, BLOCK_N) int64: workspace, presorted tiles (G > 1 only)
+    hist_ptr,  # (G, BLOCK_E) int32: workspace, tile histograms, then placement deltas (G > 1 only)
     buf_ptr, buf_row_words,  # moe_buf as words: output (when HAS_BUF)
     m_value, T, E, num_gate_tiles,
     K: tl.constexpr, U: tl.constexpr, RENORMALIZE: tl.constexpr, HAS_MASK: tl.constexpr,
     M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr, SINGLE_TILE: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
-    BLOCK_A: tl.constexpr, PAD_W: tl.constexpr, BLOCK_Z: tl.constexpr,
+    BLOCK_A: tl.constexpr, PAD_W: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr,
+    PLACE_BLOCK: tl.constexpr, SINGLE_CHUNK: tl.constexpr, BLOCK_Z: tl.constexpr,
 ):
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
@@ -49,15 +52,17 @@ def fused_route_kernel(
         if SINGLE_TILE:
             sort_assignments(ids_ptr, K, 1, w_bits, K, 1, mask_ptr,
                              sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,
-                             M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, PAD_W, "")
+                             M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, PAD_W, SINGLE_CHUNK, "")
         else:
+            presort_tile(ids_ptr, w_bits, mask_ptr, keys_ptr, hist_ptr, pid, pid * BLOCK_T, M, E,
+                         K, HAS_MASK, BLOCK_T, BLOCK_E, BLOCK_N)
+            tl.debug_barrier()  # this tile's keys and histogram are written before its ticket says so
             ticket = tl.atomic_add(counter_ptr, 1, sem="acq_rel")
             if ticket == num_gate_tiles - 1:
                 tl.store(counter_ptr, 0)
-                # ".cg": other programs' rows come from L2, never from a stale L1 line.
-                sort_assignments(ids_ptr, K, 1, w_bits, K, 1, mask_ptr,
-                                 sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,
-                                 M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, PAD_W, ".cg")
+                place_presorted(keys_ptr, hist_ptr, mask_ptr, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
+                                num_valid_ptr, num_gate_tiles, M, E, K, U, HAS_MASK, BLOCK_T, BLOCK_E, BLOCK_N,
+                                SCAN_ROWS, PAD_W, PLACE_BLOCK)
     elif HAS_BUF:
         zero_rows(buf_ptr, M.to(tl.int64) * buf_row_words, pid - num_gate_tiles,
                   tl.num_programs(0) - num_gate_tiles, BLOCK_Z)

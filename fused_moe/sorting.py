@@ -42,6 +42,7 @@ class SortingArgs:
             K=self.K, U=self.U, HAS_MASK=self.mask is not None, M_ON_DEVICE=self.m_tensor is not None,
             HAS_BUF=self.buf is not None, BLOCK_E=self.block_e, BLOCK_A=self.block_a,
             PAD_W=config.pad_width(self.U, self.block_e), BLOCK_Z=config.ZERO_BLOCK,
+            SINGLE_CHUNK=self.T * self.K <= self.block_a,
         )
 
 

@@ -12,6 +12,9 @@ Building blocks, shared by every sorting path:
 Paths built from them:
 - ``sort_assignments``: one program walks all M*K assignments from memory in chunks
   (pass 1 histogram, pass 2 scatter); the cursor stays in registers.
+- presorted (fused route, several gating tiles): every gating program sorts its own tile
+  (``presort_tile``); the last arriver scans the tile histograms and places every tile
+  with one gather per entry (``place_presorted``), no sorting left on its serial path.
 - tiled (``tile_histogram_kernel`` -> ``tile_offsets_kernel`` -> ``tile_scatter_kernel``):
   per-tile histograms, one exclusive scan over tiles, then every tile scatters in parallel.
 
@@ -125,6 +128,28 @@ def place_sorted(e_s, token_s, w_s, cursor, local, sorted_ids_ptr, sorted_w_ptr,
 
 
 @triton.jit
+def write_layout(counts, mask_ptr, sorted_ids_ptr, sorted_w_ptr, num_valid_ptr, M, E,
+                 K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr,
+                 PAD_W: tl.constexpr):
+    """From the expert counts: num_valid_ids and every padding slot. -> (starts, local)."""
+    padded, starts, total, local = expert_layout(counts, mask_ptr, E, U, HAS_MASK, BLOCK_E)
+    tl.store(num_valid_ptr, total)
+    tl.store(num_valid_ptr + 1, M)
+    fill_padding(starts, counts, padded, sorted_ids_ptr, sorted_w_ptr, (K << 24) | M, U, BLOCK_E, PAD_W)
+    return starts, local
+
+
+@triton.jit
+def place_chunk(start, e, keep, w, cursor, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
+                K: tl.constexpr, U: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr):
+    """Sort and place the chunk of flat assignments [start, start + BLOCK_A)."""
+    e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_A)
+    f_s = start + i_s
+    place_sorted(e_s, ((f_s % K) << 24) | (f_s // K), w_s, cursor, local,
+                 sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, U, BLOCK_E, BLOCK_A)
+
+
+@triton.jit
 def sort_assignments(
     ids_ptr,  # (T, K) int32, any strides: input
     ids_stride_t, ids_stride_k,
@@ -134,31 +159,102 @@ def sort_assignments(
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs, see the table
     M, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, PAD_W: tl.constexpr, CACHE: tl.constexpr,
+    BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, PAD_W: tl.constexpr, SINGLE_CHUNK: tl.constexpr,
+    CACHE: tl.constexpr,
 ):
-    """The whole sort in one program, reading assignments from memory in chunks of BLOCK_A."""
+    """The whole sort in one program, reading assignments from memory in chunks of BLOCK_A.
+    SINGLE_CHUNK (T*K <= BLOCK_A, known on the host) loads the one chunk once."""
     N = M * K
     i_a = tl.arange(0, BLOCK_A)
-    counts = tl.zeros([BLOCK_E], dtype=tl.int32)
-    for start in range(0, N, BLOCK_A):
-        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, start + i_a,
-                                   N, E, K, HAS_MASK, CACHE)
-        counts += tl.histogram(e, BLOCK_E, mask=keep)
-    padded, starts, total, local = expert_layout(counts, mask_ptr, E, U, HAS_MASK, BLOCK_E)
-    tl.store(num_valid_ptr, total)
-    tl.store(num_valid_ptr + 1, M)
-    fill_padding(starts, counts, padded, sorted_ids_ptr, sorted_w_ptr, (K << 24) | M, U, BLOCK_E, PAD_W)
+    if SINGLE_CHUNK:
+        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, i_a, N, E, K, HAS_MASK, CACHE)
+        w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, i_a, N, K, CACHE)
+        starts, local = write_layout(tl.histogram(e, BLOCK_E, mask=keep), mask_ptr, sorted_ids_ptr, sorted_w_ptr,
+                                     num_valid_ptr, M, E, K, U, HAS_MASK, BLOCK_E, PAD_W)
+        place_chunk(0, e, keep, w, starts, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
+                    K, U, BLOCK_E, BLOCK_A)
+    else:
+        counts = tl.zeros([BLOCK_E], dtype=tl.int32)
+        for start in range(0, N, BLOCK_A):
+            e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, start + i_a,
+                                       N, E, K, HAS_MASK, CACHE)
+            counts += tl.histogram(e, BLOCK_E, mask=keep)
+        cursor, local = write_layout(counts, mask_ptr, sorted_ids_ptr, sorted_w_ptr, num_valid_ptr, M, E,
+                                     K, U, HAS_MASK, BLOCK_E, PAD_W)
+        for start in range(0, N, BLOCK_A):
+            f = start + i_a
+            e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, N, E, K, HAS_MASK, CACHE)
+            w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, f, N, K, CACHE)
+            place_chunk(start, e, keep, w, cursor, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
+                        K, U, BLOCK_E, BLOCK_A)
+            cursor += tl.histogram(e, BLOCK_E, mask=keep)
 
-    cursor = starts
-    for start in range(0, N, BLOCK_A):
-        f = start + i_a
-        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, N, E, K, HAS_MASK, CACHE)
-        w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, f, N, K, CACHE)
-        e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_A)
-        f_s = start + i_s
-        place_sorted(e_s, ((f_s % K) << 24) | (f_s // K), w_s, cursor, local,
-                     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, U, BLOCK_E, BLOCK_A)
-        cursor += tl.histogram(e, BLOCK_E, mask=keep)
+
+@triton.jit
+def presort_tile(
+    ids_ptr, w_ptr,  # (T, K) int32 (weights as bits), contiguous: input, rows written by this program
+    mask_ptr,  # (E,): input
+    keys_ptr,  # (tiles, BLOCK_N) int64: output, this tile sorted by (expert, position) with weight bits
+    hist_ptr,  # (tiles, BLOCK_E) int32: output, this tile's expert histogram
+    tile, row0, M, E,
+    K: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    """Sort one gating tile's assignments (rows [row0, row0 + BLOCK_T), t < M) in parallel with
+    the other tiles, so the last arriver only has to place them."""
+    i_n = tl.arange(0, BLOCK_N)
+    f = row0 * K + i_n
+    n_end = tl.minimum(M, row0 + BLOCK_T) * K
+    e, keep = load_assignments(ids_ptr, K, 1, mask_ptr, f, n_end, E, K, HAS_MASK, "")
+    w = load_weight_bits(w_ptr, K, 1, f, n_end, K, "")
+    hi = tl.where(keep, e, BLOCK_E) * BLOCK_N + i_n
+    tl.store(keys_ptr + tile * BLOCK_N + i_n, tl.sort((hi.to(tl.int64) << 32) | (w.to(tl.int64) & 0xFFFFFFFF)))
+    tl.store(hist_ptr + tile * BLOCK_E + tl.arange(0, BLOCK_E), tl.histogram(e, BLOCK_E, mask=keep))
+
+
+@triton.jit
+def place_presorted(
+    keys_ptr, hist_ptr,  # from presort_tile of every tile: input (hist is overwritten)
+    mask_ptr, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # see the table
+    num_tiles, M, E,
+    K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_T: tl.constexpr,
+    BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr, PAD_W: tl.constexpr,
+    PLACE_BLOCK: tl.constexpr,
+):
+    """One program places every presorted tile: slot = position in the sorted tile + delta,
+    delta[tile, e] = first slot of (tile, e) - first position of e inside the tile."""
+    i_r = tl.arange(0, SCAN_ROWS)[:, None]
+    i_e = tl.arange(0, BLOCK_E)[None, :]
+    counts = tl.zeros([BLOCK_E], dtype=tl.int32)
+    for r0 in range(0, num_tiles, SCAN_ROWS):
+        p_h = hist_ptr + (r0 + i_r) * BLOCK_E + i_e
+        counts += tl.sum(tl.load(p_h, mask=(r0 + i_r) < num_tiles, other=0, cache_modifier=".cg"), axis=0)
+    running, local = write_layout(counts, mask_ptr, sorted_ids_ptr, sorted_w_ptr, num_valid_ptr, M, E,
+                                  K, U, HAS_MASK, BLOCK_E, PAD_W)
+    for r0 in range(0, num_tiles, SCAN_ROWS):
+        m_r = (r0 + i_r) < num_tiles
+        p_h = hist_ptr + (r0 + i_r) * BLOCK_E + i_e
+        h = tl.load(p_h, mask=m_r, other=0, cache_modifier=".cg")
+        tile_start = running[None, :] + tl.cumsum(h, 0) - h
+        tl.store(p_h, tile_start - (tl.cumsum(h, 1) - h), mask=m_r)
+        running += tl.sum(h, axis=0)
+    tl.debug_barrier()  # the deltas land before the gathers below read them
+
+    i_q = tl.arange(0, PLACE_BLOCK)
+    for q0 in range(0, num_tiles * BLOCK_N, PLACE_BLOCK):
+        q = q0 + i_q
+        key = tl.load(keys_ptr + q, mask=q < num_tiles * BLOCK_N, other=-1, cache_modifier=".cg")
+        hi = (key >> 32).to(tl.int32)
+        e = hi // BLOCK_N
+        kept = (key >= 0) & (e < BLOCK_E)
+        e = tl.where(kept, e, 0)
+        tile = q // BLOCK_N
+        dest = q % BLOCK_N + tl.load(hist_ptr + tile * BLOCK_E + e, mask=kept, other=0)
+        i = hi % BLOCK_N
+        tl.store(sorted_ids_ptr + dest, ((i % K) << 24) | (tile * BLOCK_T + i // K), mask=kept)
+        tl.store(sorted_w_ptr + dest, key.to(tl.int32), mask=kept)
+        head = kept & (dest % U == 0)
+        tl.store(sorted_eids_ptr + dest // U, tl.gather(local, e, 0), mask=head)
 
 
 @triton.jit
@@ -187,7 +283,7 @@ def moe_sorting_kernel(
     m_value, T, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
     HAS_BUF: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, PAD_W: tl.constexpr,
-    BLOCK_Z: tl.constexpr,
+    SINGLE_CHUNK: tl.constexpr, BLOCK_Z: tl.constexpr,
 ):
     """Grid: (1 + Z,). Program 0 sorts every assignment; programs 1..Z zero moe_buf rows [0, M)."""
     pid = tl.program_id(0)
@@ -195,7 +291,7 @@ def moe_sorting_kernel(
     if pid == 0:
         sort_assignments(ids_ptr, ids_stride_t, ids_stride_k, w_ptr, w_stride_t, w_stride_k, mask_ptr,
                          sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,
-                         M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, PAD_W, "")
+                         M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, PAD_W, SINGLE_CHUNK, "")
     elif HAS_BUF:
         zero_rows(buf_ptr, M.to(tl.int64) * buf_row_words, pid - 1, tl.num_programs(0) - 1, BLOCK_Z)
 

@@ -17,6 +17,8 @@ CASES = [(t, 256, 8, 32) for t in SEED_T] + [(t, 128, 4, 32) for t in SEED_T] + 
     (3, 1, 1, 1),  # E = 1, U = 1
     (33, 3, 3, 5),  # K == E, odd U, many tiles of a tiny E
     (300, 60, 6, 16),  # several gating tiles and sort chunks: the last-arriver path
+    (16, 128, 127, 4),  # one gating tile, but more assignments than one sort chunk
+    (5, 2048, 8, 32),  # E = 2048: two-row gating tiles, so T = 5 already has three
 ]
 
 
