@@ -15,6 +15,7 @@ test uses to prove that CI generates every one of them):
 dimension      regimes (simplest first)
 =============  ===========================================================================
 ``logits``     distinct, ties, specials
+``special``    nan_entry, all_nan, all_neg_inf, pos_inf, underflow, neg_zero   (specials only)
 ``dtype``      float32, float16, bfloat16   (+ ``layout``: contiguous, strided)
 ``ids``        uniform, skewed, empty_experts, unit_edges, duplicates, out_of_range
 ``weights``    plain, bit_patterns
@@ -36,6 +37,8 @@ from hypothesis import event
 from hypothesis import strategies as st
 
 LOGIT_REGIMES = ("distinct", "ties", "specials")
+#: Kinds of special rows in the ``specials`` logits regime.
+SPECIAL_KINDS = ("nan_entry", "all_nan", "all_neg_inf", "pos_inf", "underflow", "neg_zero")
 DTYPES = ("float32", "float16", "bfloat16")
 LAYOUTS = ("contiguous", "strided")
 ID_REGIMES = ("uniform", "skewed", "empty_experts", "unit_edges", "duplicates", "out_of_range")
@@ -49,16 +52,17 @@ OUT_REGIMES = ("poisoned", "allocated")
 
 #: Every label a strategy can emit, per dimension (the statistics test checks them all).
 DIMENSIONS = {
-    "logits": LOGIT_REGIMES, "dtype": DTYPES, "layout": LAYOUTS, "ids": ID_REGIMES,
+    "logits": LOGIT_REGIMES, "special": SPECIAL_KINDS, "dtype": DTYPES, "layout": LAYOUTS, "ids": ID_REGIMES,
     "weights": WEIGHT_REGIMES, "tokens": TOKEN_REGIMES + ("derived",), "topk": TOPK_REGIMES,
     "mask": MASK_REGIMES, "m": M_REGIMES, "moe_buf": MOE_BUF_REGIMES, "out": OUT_REGIMES,
 }
 
-#: Expert counts: powers of two and not; 257 (> one 256-wide tile) is drawn rarely.
+#: Expert counts: powers of two and not (Limits.large_experts adds 257 and beyond).
 E_CHOICES = (1, 2, 3, 5, 8, 16, 60, 64, 128)
 U_CHOICES = (1, 2, 3, 4, 16, 32, 64)
 #: Special logits (NaN ranks as -inf; -0.0 ties +0.0).
 SPECIAL_LOGITS = (float("nan"), float("-inf"), float("inf"), -0.0, 0.0, -200.0)
+
 #: Weight bit patterns sorting must copy exactly: -0.0, NaN payloads (quiet and
 #: signalling), infinities, the smallest denormal.
 WEIGHT_BITS = (0x80000000, 0x7FC0DEAD, 0xFFC00001, 0x7F800001, 0x7F800000, 0xFF800000, 0x00000001)
@@ -72,15 +76,16 @@ class Limits:
     """Size limits. CI keeps kernel calls cheap under the interpreter."""
 
     max_tokens: int = 40
-    #: One draw in ``rare_one_in`` uses the large expert count.
-    rare_one_in: int = 16
-    large_experts: int = 257
+    #: Expert counts beyond E_CHOICES (257: more than one 256-wide tile).
+    large_experts: tuple[int, ...] = (257,)
     #: Threshold-adjacent token counts above this are not drawn.
     max_threshold_tokens: int = 300
+    #: T * K above this lowers K (sorting cost under the interpreter grows with it).
+    max_assignments: int = 1024
 
 
 CI_LIMITS = Limits()
-CAMPAIGN_LIMITS = Limits(max_tokens=300, rare_one_in=4)
+CAMPAIGN_LIMITS = Limits(max_tokens=300, large_experts=(256, 257, 384), max_assignments=8192)
 
 
 @functools.lru_cache(maxsize=None)
@@ -275,25 +280,27 @@ def _label(labels: list, dimension: str, name: str) -> None:
     labels.append(label)
 
 
-#: Arrays up to this many elements are drawn element by element (the shrinker can then
-#: simplify each value); larger ones come from the seeded generator.
+#: Up to SMALL_ARRAY leading elements of every bulk array are a drawn list (the
+#: shrinker can zero them or drop them), the rest come from the seeded generator.
+#: A list rather than a shape-sized draw: when the shrinker lowers T or E the same
+#: choices still fit, instead of running out.
 SMALL_ARRAY = 64
 
 
 def _ints(draw, rng, shape, lo: int, hi: int) -> np.ndarray:
-    """Integers in [lo, hi] of ``shape``, shrinking toward 0 when small (lo <= 0 <= hi)."""
+    """Integers in [lo, hi] of ``shape``; the drawn head shrinks toward 0 (clipped into range)."""
     n = int(np.prod(shape))
-    if n <= SMALL_ARRAY:
-        vals = draw(st.lists(st.integers(lo, hi), min_size=n, max_size=n))
-        return np.array(vals, dtype=np.int64).reshape(shape)
-    return rng.integers(lo, hi + 1, size=shape)
+    head = np.clip(draw(st.lists(st.integers(-128, 127), max_size=SMALL_ARRAY)), lo, hi)[:n]
+    flat = rng.integers(lo, hi + 1, size=n)
+    flat[:head.size] = head
+    return flat.reshape(shape)
 
 
 def _perm_rows(draw, rng, T: int, E: int, K: int) -> np.ndarray:
-    """(T, K): the first K of a permutation of range(E) per row (distinct ids, shrinking toward 0, 1, ...)."""
-    if T * E <= SMALL_ARRAY:
-        return np.array([draw(st.permutations(range(E)))[:K] for _ in range(T)], dtype=np.int64).reshape(T, K)
-    return np.argsort(rng.random((T, E)), axis=1)[:, :K]
+    """(T, K): the first K of a permutation of range(E) per row, ordered by drawn keys
+    (ties by index), so all-zero keys shrink to 0, 1, ..., K-1 in every row."""
+    keys = _ints(draw, rng, (T, E), 0, 127)
+    return np.argsort(keys, axis=1, kind="stable")[:, :K]
 
 
 def _rng(draw) -> np.random.Generator:
@@ -321,70 +328,86 @@ def _tokens(draw, labels, limits: Limits) -> int:
 
 
 def _experts(draw, limits: Limits) -> int:
-    E = draw(st.sampled_from(E_CHOICES))
-    # drawn after E, so that the shrinker dropping the rare flag keeps E
-    if draw(st.integers(0, limits.rare_one_in - 1)) == limits.rare_one_in - 1:
-        return limits.large_experts
-    return E
+    # One index over the sorted choices (the large count last) so that the shrinker only
+    # ever lowers it; a separate "rare" flag would strand shrunk cases at the large E.
+    return draw(st.sampled_from(E_CHOICES + limits.large_experts))
 
 
-def _topk(draw, labels, E: int, cap: int = 8) -> int:
+def _topk(draw, labels, E: int, T: int, limits: Limits, cap: int = 8) -> int:
+    """K: small (1..8) or all (K == min(E, 127)); capped so that T*K <= limits.max_assignments."""
     regime = draw(st.sampled_from(TOPK_REGIMES))
     _label(labels, "topk", regime)
-    if regime == "all":
-        return min(E, 127)
-    return draw(st.integers(1, min(E, cap, 127)))
+    k = draw(st.integers(1, cap))  # drawn in both regimes: switching regime keeps later choices aligned
+    K = min(E, 127) if regime == "all" else min(k, E)
+    return max(1, min(K, limits.max_assignments // max(T, 1)))
 
 
 # --------------------------------------------------------------------------- logits
+#
+# The *_plan helpers draw the structure (regime, tie rows, special rows and entries,
+# out-of-range entries) and return a ``finish(draw)`` that draws the bulk values.
+# Composites call ``finish`` LAST, so when the shrinker changes a size, only the
+# trailing bulk draws are misaligned, never the structure that makes a case fail.
 
 
-def _logit_values(draw, labels, T: int, E: int, K: int, rng) -> np.ndarray:
+def _logit_plan(draw, labels, T: int, E: int, K: int, rng):
+    """Draw the regime now; everything else in ``finish`` (drawn last, see above)."""
     regime = draw(st.sampled_from(LOGIT_REGIMES))
     _label(labels, "logits", regime)
+    rows = st.integers(0, max(T - 1, 0))
     if regime == "distinct":
-        # Integers scaled by a power of two: exact (and still distinct) in bf16 / fp16 up to E = 257.
-        scale = draw(st.sampled_from((1.0, 0.25, 0.0625, 4.0)))
-        return ((E - 1 - _perm_rows(draw, rng, T, E, E) - E // 2) * scale).astype(np.float32)
+        def distinct(draw):
+            # Integers scaled by a power of two: exact (and still distinct) in bf16 / fp16 up to E = 257.
+            scale = draw(st.sampled_from((1.0, 0.25, 0.0625, 4.0)))
+            return ((E - 1 - _perm_rows(draw, rng, T, E, E) - E // 2) * scale).astype(np.float32)
+        return distinct
     if regime == "ties":
-        x = (_ints(draw, rng, (T, E), -2, 2) * 0.5).astype(np.float32)
-        if T:
-            for r, kind in draw(st.lists(st.tuples(st.integers(0, T - 1),
-                                                   st.sampled_from(("kth_tie", "all_equal", "round_dup"))),
-                                         max_size=4)):
+        def ties(draw):
+            x = (_ints(draw, rng, (T, E), -2, 2) * 0.5).astype(np.float32)
+            for r, kind in draw(st.lists(st.tuples(rows, st.sampled_from(("kth_tie", "all_equal", "round_dup"))),
+                                         max_size=4 if T else 0)):
                 if kind == "all_equal":
                     x[r] = np.float32(rng.integers(-3, 4))
-                elif kind == "round_dup":
-                    # distinct in float32, equal after bf16 / fp16 rounding
+                elif kind == "round_dup":  # distinct in float32, equal after bf16 / fp16 rounding
                     x[r] = 1 + rng.integers(0, 8, size=E) * 2.0**-14
-                elif E > K:
-                    # the K-th largest (slot K-1) ties with the next one
+                elif E > K:  # the K-th largest (slot K-1) ties with the next one
                     order = np.argsort(-x[r], kind="stable")
                     x[r, order[K]] = x[r, order[K - 1]]
-        return x
-    # specials
-    x = (_ints(draw, rng, (T, E), -8, 8) * 0.375).astype(np.float32)
-    if T:
-        for r, kind in draw(st.lists(st.tuples(st.integers(0, T - 1), st.sampled_from(
-                ("underflow", "all_neg_inf", "all_nan", "multi_pos_inf", "neg_zero"))), max_size=3)):
-            if kind == "underflow":  # exp(-200) underflows in float32
-                x[r] = np.where(rng.random(E) < 0.5, 0.0, -200.0)
-            elif kind == "all_neg_inf":
-                x[r] = -np.inf
-            elif kind == "all_nan":
+            return x
+        return ties
+    # One guaranteed special row (its kind is labelled now), then optional extra rows and entries.
+    kind = draw(st.sampled_from(SPECIAL_KINDS))
+    _label(labels, "special", kind)
+
+    def specials(draw):
+        row_patches = draw(st.lists(st.tuples(rows, st.sampled_from(SPECIAL_KINDS)), min_size=1 if T else 0,
+                                    max_size=3 if T else 0))
+        if row_patches:
+            row_patches[0] = (row_patches[0][0], kind)
+        entries = draw(st.lists(st.tuples(rows, st.integers(0, E - 1), st.sampled_from(SPECIAL_LOGITS)),
+                                max_size=6 if T else 0))
+        x = (_ints(draw, rng, (T, E), -8, 8) * 0.375).astype(np.float32)
+        for r, k in row_patches:
+            if k == "nan_entry":
+                x[r, rng.integers(0, E)] = np.nan
+            elif k == "all_nan":
                 x[r] = np.nan
-            elif kind == "multi_pos_inf":
+            elif k == "all_neg_inf":
+                x[r] = -np.inf
+            elif k == "pos_inf":  # one or more +inf: probability 1/count(+inf)
                 x[r, rng.integers(0, E, size=2)] = np.inf
+            elif k == "underflow":  # exp(-200) underflows in float32
+                x[r] = np.where(rng.random(E) < 0.5, 0.0, -200.0)
             else:
                 x[r] = np.where(rng.random(E) < 0.5, -0.0, 0.0)
-        for r, c, v in draw(st.lists(st.tuples(st.integers(0, T - 1), st.integers(0, E - 1),
-                                               st.sampled_from(SPECIAL_LOGITS)), min_size=1, max_size=6)):
+        for r, c, v in entries:
             x[r, c] = v
-    return x
+        return x
+    return specials
 
 
-def _logits(draw, labels, T, E, K, rng) -> Logits:
-    values = _logit_values(draw, labels, T, E, K, rng)
+def _logits_plan(draw, labels, T, E, K, rng):
+    values = _logit_plan(draw, labels, T, E, K, rng)
     dtype = draw(st.sampled_from(DTYPES))
     _label(labels, "dtype", dtype)
     layout = draw(st.sampled_from(LAYOUTS))
@@ -393,7 +416,7 @@ def _logits(draw, labels, T, E, K, rng) -> Logits:
     if layout == "strided":
         pad = draw(st.integers(1, 5))
         off = draw(st.integers(0, pad))
-    return Logits(round_to(values, dtype), dtype, pad, off)
+    return lambda draw: Logits(round_to(values(draw), dtype), dtype, pad, off)
 
 
 @st.composite
@@ -402,10 +425,10 @@ def gating_cases(draw, limits: Limits = CI_LIMITS) -> GatingCase:
     rng = _rng(draw)
     T = _tokens(draw, labels, limits)
     E = _experts(draw, limits)
-    K = _topk(draw, labels, E)
-    logits = _logits(draw, labels, T, E, K, rng)
+    K = _topk(draw, labels, E, T, limits)
+    finish = _logits_plan(draw, labels, T, E, K, rng)
     renormalize = draw(st.sampled_from((True, False)))
-    return GatingCase(logits, K, renormalize, tuple(labels))
+    return GatingCase(finish(draw), K, renormalize, tuple(labels))
 
 
 @st.composite
@@ -422,45 +445,53 @@ def batch_cases(draw, limits: Limits = CI_LIMITS) -> BatchCase:
 # --------------------------------------------------------------------------- sorting
 
 
-def _ids(draw, labels, T: int, K: int, E: int, U: int, rng, limits: Limits) -> np.ndarray:
-    """(T', K) int64 ids; T' == T except in ``unit_edges`` (T derived from the counts)."""
+def _ids_plan(draw, labels, T: int, K: int, E: int, U: int, rng, limits: Limits):
+    """(T', finish) with ``finish(draw)`` -> (T', K) int64 ids; T' == T except in
+    ``unit_edges`` (T derived from the per-expert counts)."""
     regime = draw(st.sampled_from(ID_REGIMES))
     _label(labels, "ids", regime)
+    some_ids = (lambda draw: _perm_rows(draw, rng, T, E, K)) if K <= E else \
+        (lambda draw: _ints(draw, rng, (T, K), 0, E - 1))
     if regime == "uniform":
-        return _perm_rows(draw, rng, T, E, K) if K <= E else _ints(draw, rng, (T, K), 0, E - 1)
+        return T, some_ids
     if regime == "skewed":
         hot = draw(st.integers(0, E - 1))
         p = draw(st.sampled_from((1.0, 0.8, 0.5)))  # 1.0: every token on one expert
-        return np.where(rng.random((T, K)) < p, hot, rng.integers(0, E, size=(T, K)))
+        return T, lambda draw: np.where(rng.random((T, K)) < p, hot, rng.integers(0, E, size=(T, K)))
     if regime == "empty_experts":
         used = rng.choice(E, size=draw(st.integers(1, max(1, E // 4))), replace=False)
-        return used[rng.integers(0, used.size, size=(T, K))]
+        return T, lambda draw: used[rng.integers(0, used.size, size=(T, K))]
     if regime == "unit_edges":
         # per-expert counts 0, 1, U-1, U, U+1 (mod U); the rest of the T*K slots dropped (-1)
         picks = draw(st.lists(st.tuples(st.integers(0, E - 1), st.sampled_from(("1", "U", "U+1", "U-1", "2U+1"))),
                               min_size=1, max_size=4, unique_by=lambda p: p[0]))
         counts = {"1": 1, "U": U, "U+1": U + 1, "U-1": U - 1, "2U+1": 2 * U + 1}
         flat = np.concatenate([np.full(counts[c], e) for e, c in picks] + [np.zeros(0, np.int64)])
-        flat = flat[: 2 * limits.max_tokens * K]
+        flat = flat[: min(2 * limits.max_tokens * K, limits.max_assignments)]
         T2 = -(-flat.size // K)
         labels[:] = [lab for lab in labels if not lab.startswith("tokens:")]
         _label(labels, "tokens", "derived")
         flat = np.concatenate([flat, np.full(T2 * K - flat.size, -1)])
-        return rng.permutation(flat).reshape(T2, K)
+        return T2, lambda draw: rng.permutation(flat).reshape(T2, K)
     if regime == "duplicates":
-        ids = _ints(draw, rng, (T, K), 0, min(E, 3) - 1)
-        if T and K >= 2:
-            r = draw(st.integers(0, T - 1))
-            ids[r, 1] = ids[r, 0]
-        return ids
-    # out_of_range
-    ids = _perm_rows(draw, rng, T, E, K) if K <= E else _ints(draw, rng, (T, K), 0, E - 1)
-    if T:
-        bad = draw(st.lists(st.tuples(st.integers(0, T - 1), st.integers(0, K - 1),
-                                      st.sampled_from(BAD_IDS + (E, E + 1))), min_size=1, max_size=4))
+        r = draw(st.integers(0, max(T - 1, 0)))
+
+        def duplicates(draw):
+            ids = _ints(draw, rng, (T, K), 0, min(E, 3) - 1)
+            if T and K >= 2:
+                ids[r, 1] = ids[r, 0]
+            return ids
+        return T, duplicates
+    bad = draw(st.lists(st.tuples(st.integers(0, max(T - 1, 0)), st.integers(0, K - 1),
+                                  st.sampled_from(BAD_IDS + (E, E + 1))), min_size=1 if T else 0,
+                        max_size=4 if T else 0))
+
+    def out_of_range(draw):
+        ids = some_ids(draw)
         for r, c, v in bad:
             ids[r, c] = v
-    return ids
+        return ids
+    return T, out_of_range
 
 
 def _weights(draw, labels, T: int, K: int, rng) -> np.ndarray:
@@ -507,12 +538,12 @@ def sorting_cases(draw, limits: Limits = CI_LIMITS) -> SortingCase:
     rng = _rng(draw)
     T = _tokens(draw, labels, limits)
     E = _experts(draw, limits)
-    K = _topk(draw, labels, E)
+    K = _topk(draw, labels, E, T, limits)
     U = draw(st.sampled_from(U_CHOICES))
-    ids = _ids(draw, labels, T, K, E, U, rng, limits)
-    T = ids.shape[0]
+    T, finish = _ids_plan(draw, labels, T, K, E, U, rng, limits)
     weights = _weights(draw, labels, T, K, rng)
     opts, M = _options(draw, labels, T, E, rng, U)
+    ids = finish(draw)
     if M is not None and M < T:  # rows >= M are garbage, in range and out of range
         ids[M:] = rng.integers(-2, E + 2, size=(T - M, K))
     return SortingCase(ids.astype(np.int32), weights, E, opts, tuple(labels))
@@ -524,10 +555,11 @@ def route_cases(draw, limits: Limits = CI_LIMITS) -> RouteCase:
     rng = _rng(draw)
     T = _tokens(draw, labels, limits)
     E = _experts(draw, limits)
-    K = _topk(draw, labels, E)
-    logits = _logits(draw, labels, T, E, K, rng)
+    K = _topk(draw, labels, E, T, limits)
+    finish = _logits_plan(draw, labels, T, E, K, rng)
     renormalize = draw(st.sampled_from((True, False)))
     opts, M = _options(draw, labels, T, E, rng)
+    logits = finish(draw)
     if M is not None and M < T:  # rows >= M are garbage (NaN and large values included)
         junk = rng.standard_normal((T - M, E)) * 100
         junk[rng.random(junk.shape) < 0.1] = np.nan

@@ -69,12 +69,21 @@ def kernel_route(path: str) -> Callable:
         import fused_moe
         return fused_moe.route(logits, topk, path=path, **kwargs)
     target.__name__ = target.__qualname__ = f"kernel_route_{path}"
-    target.spec = ("fused_moe", "route", {"path": path})  # for fuzz.repro
+    target.repro_spec = ("import functools\nimport fused_moe", f"functools.partial(fused_moe.route, path={path!r})")
     return target
 
 
-kernel_gating.spec = ("fused_moe", "topk_gating_softmax", {})
-kernel_sorting.spec = ("fused_moe", "moe_sorting", {})
+# (import, expression) rebuilding a target in a standalone repro (fuzz.repro)
+kernel_gating.repro_spec = ("import fused_moe", "fused_moe.topk_gating_softmax")
+kernel_sorting.repro_spec = ("import fused_moe", "fused_moe.moe_sorting")
+
+
+def _compose_spec(target, fn_name: str, *inner) -> None:
+    """Give a composite target a repro_spec built from its parts' specs."""
+    from fuzz.repro import target_spec
+    specs = [target_spec(t) for t in inner]
+    imports = "\n".join(dict.fromkeys([s[0] for s in specs] + [f"from fuzz.targets import {fn_name}"]))
+    target.repro_spec = (imports, f"{fn_name}({', '.join(s[1] for s in specs)})")
 
 
 def kernels_available() -> bool:
@@ -125,7 +134,10 @@ def write_sorting(prefix, T, K, E, U, device, out=None, *, written=None) -> tupl
                torch.zeros(blocks, dtype=torch.int32, device=device),
                torch.zeros(2, dtype=torch.int32, device=device))
     tok, wts, eid, nv = (np.asarray(a) for a in prefix)
-    keep = np.ones(tok.size, bool) if written is None else written
+    keep = np.ones(tok.size, bool) if written is None else written.copy()
+    # a buggy layout may not fit (a kernel would scribble past the buffer): store what fits
+    keep[out[0].numel():] = False
+    eid = eid[: out[2].numel()]
     idx = torch.from_numpy(np.flatnonzero(keep)).to(device)
     out[0][idx] = torch.from_numpy(tok[keep].astype(np.int32)).to(device)
     out[1].view(torch.int32)[idx] = torch.from_numpy(wts[keep].view(np.int32)).to(device)
@@ -165,6 +177,7 @@ def route_from(gating: Callable, sorting: Callable) -> Callable:
                     num_local_tokens=num_local_tokens, moe_buf=moe_buf, out=None if out is None else out[2:])
         return oracles.RouteResult(g.topk_weights, g.topk_ids, *s)
     target.__name__ = target.__qualname__ = f"route_from({gating.__name__}, {sorting.__name__})"
+    _compose_spec(target, "route_from", gating, sorting)
     return target
 
 
@@ -315,6 +328,7 @@ def route_as_gating(route_target: Callable) -> Callable:
         r = route_target(logits, topk, renormalize=renormalize)
         return oracles.GatingResult(r.topk_weights, r.topk_ids)
     target.__name__ = target.__qualname__ = f"gating_of({route_target.__name__})"
+    _compose_spec(target, "route_as_gating", route_target)
     return target
 
 

@@ -24,3 +24,8 @@ def _device_name() -> str:
 def device() -> str:
     """Where kernel tests put their tensors: "cuda" on a GPU lane, "cpu" under the interpreter."""
     return _device_name()
+
+# Hypothesis profile (ci / dev / campaign), chosen by MOE_FUZZ_PROFILE; loaded before test modules import.
+from fuzz import settings as _fuzz_settings  # noqa: E402
+
+_fuzz_settings.load()
