@@ -9,8 +9,11 @@ import functools
 import torch
 import triton
 
+from .dispatch import DISPATCH_THRESHOLDS_ASSIGNMENTS
+
 GATE_TILE_ELEMENTS = 4096  # logits per gating program: 16 rows of E=256
-MAX_SORT_CHUNK = 256  # assignments sorted at once by one program (1024 measured 4x slower per tile)
+# Assignments sorted at once by one program (a 1024 chunk measured about 4x slower per tile).
+MAX_SORT_CHUNK = DISPATCH_THRESHOLDS_ASSIGNMENTS["sort_chunk_assignments"]
 ZERO_BLOCK = 2048  # moe_buf words per zeroing step
 PLACE_BLOCK = 1024  # presorted entries placed per step by the fused route's last arriver
 
