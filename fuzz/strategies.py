@@ -280,19 +280,22 @@ def _label(labels: list, dimension: str, name: str) -> None:
     labels.append(label)
 
 
-#: Up to SMALL_ARRAY leading elements of every bulk array are a drawn list (the
-#: shrinker can zero them or drop them), the rest come from the seeded generator.
-#: A list rather than a shape-sized draw: when the shrinker lowers T or E the same
-#: choices still fit, instead of running out.
+#: The first min(size, SMALL_ARRAY) elements of every bulk array are drawn (the
+#: shrinker can zero each one), the rest come from the seeded generator. Bulk values
+#: are drawn last in every composite, and shrinking only lowers sizes, so a shrunk
+#: case never needs more choices than its parent had.
 SMALL_ARRAY = 64
 
 
 def _ints(draw, rng, shape, lo: int, hi: int) -> np.ndarray:
     """Integers in [lo, hi] of ``shape``; the drawn head shrinks toward 0 (clipped into range)."""
     n = int(np.prod(shape))
-    head = np.clip(draw(st.lists(st.integers(-128, 127), max_size=SMALL_ARRAY)), lo, hi)[:n]
+    k = min(n, SMALL_ARRAY)
+    head = np.clip(draw(st.lists(st.integers(-128, 127), min_size=k, max_size=k)), lo, hi)
+    if n == k:
+        return head.astype(np.int64).reshape(shape)
     flat = rng.integers(lo, hi + 1, size=n)
-    flat[:head.size] = head
+    flat[:k] = head
     return flat.reshape(shape)
 
 
@@ -303,8 +306,22 @@ def _perm_rows(draw, rng, T: int, E: int, K: int) -> np.ndarray:
     return np.argsort(keys, axis=1, kind="stable")[:, :K]
 
 
-def _rng(draw) -> np.random.Generator:
-    return np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+class _LazyRng:
+    """A NumPy generator whose seed is drawn on first use only: a case that needs no
+    bulk randomness draws no seed, so Hypothesis does not spend examples on copies of
+    it that differ only in an unused seed."""
+
+    def __init__(self, draw):
+        self._draw, self._rng = draw, None
+
+    def __getattr__(self, name):
+        if self._rng is None:
+            self._rng = np.random.default_rng(self._draw(st.integers(0, 2**32 - 1)))
+        return getattr(self._rng, name)
+
+
+def _rng(draw) -> _LazyRng:
+    return _LazyRng(draw)
 
 
 def round_to(x: np.ndarray, dtype: str) -> np.ndarray:
