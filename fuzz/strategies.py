@@ -1,12 +1,13 @@
 """Regime-first Hypothesis strategies for gating, sorting and route inputs.
 
-Every composite strategy draws its regime FIRST (``st.sampled_from`` with the
-simplest regime first, labelled with ``hypothesis.event``), then sizes with
-integer strategies whose minimum is the simple case, then the values. Bulk
-values come from a NumPy generator seeded by a drawn integer (arrays of a few
-thousand elements would be slow to draw element by element); everything that
-makes a case nasty -- a special value at (row, col), a tie row, an out-of-range
-id, a NaN-payload weight -- is a drawn list entry the shrinker can drop.
+Every composite strategy draws its regimes FIRST (``st.sampled_from`` with the
+simplest regime first, each labelled with ``hypothesis.event``), then sizes with
+integer strategies whose minimum is the simple case, then the structure that makes
+a case nasty -- a special row, a tie, an out-of-range id, a NaN-payload weight -- as
+list entries the shrinker can drop, and the bulk values LAST. Bulk values are a
+drawn head of up to SMALL_ARRAY elements (shrinks toward 0: ties, identity
+permutations) plus, for bigger arrays, a NumPy generator seeded by a drawn integer.
+Drawing the bulk last keeps the shrinker's choices aligned when it lowers T or E.
 
 Regimes (each label is also recorded in ``case.labels``, which the statistics
 test uses to prove that CI generates every one of them):
@@ -19,9 +20,10 @@ dimension      regimes (simplest first)
 ``dtype``      float32, float16, bfloat16   (+ ``layout``: contiguous, strided)
 ``ids``        uniform, skewed, empty_experts, unit_edges, duplicates, out_of_range
 ``weights``    plain, bit_patterns
-``tokens``     small, edge (0 / 1), threshold (t-1, t, t+1 of each dispatch threshold), wide
+``tokens``     small, edge (0 / 1), threshold (t-1, t, t+1 of each dispatch threshold), wide,
+               derived (ids ``unit_edges``: T follows from the per-expert counts)
 ``topk``       small, all (K == min(E, 127))
-``mask``       none, all_ones, all_zeros, sparse
+``mask``       none, all_ones, sparse (at least one expert off), all_zeros
 ``m``          none, int, tensor   (rows >= M hold garbage)
 ``moe_buf``    none, float32, bfloat16, uint8, int64 (row sizes not multiples of 16 bytes)
 ``out``        poisoned (canary-filled out= buffers), allocated
@@ -81,7 +83,7 @@ class Limits:
     #: Threshold-adjacent token counts above this are not drawn.
     max_threshold_tokens: int = 300
     #: T * K above this lowers K (sorting cost under the interpreter grows with it).
-    max_assignments: int = 1024
+    max_assignments: int = 512
 
 
 CI_LIMITS = Limits()

@@ -14,9 +14,9 @@ from fuzz.settings import examples
 from fuzz.targets import PROPERTIES
 
 EXPECTED = {
-    "gating": ("tokens", "topk", "logits", "dtype", "layout"),
+    "gating": ("tokens", "topk", "logits", "special", "dtype", "layout"),
     "sorting": ("tokens", "topk", "ids", "weights", "mask", "m", "moe_buf", "out"),
-    "route": ("tokens", "topk", "logits", "dtype", "layout", "mask", "m", "moe_buf", "out"),
+    "route": ("tokens", "topk", "logits", "special", "dtype", "layout", "mask", "m", "moe_buf", "out"),
 }
 
 

@@ -64,3 +64,18 @@ def test_repro_of_a_correct_target_exits_zero(tmp_path):
     py, _ = repro.write_repro("sorting", tg.oracle_sorting, case, "(none)", tmp_path)
     run = subprocess.run([sys.executable, str(py)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_campaign_finds_a_planted_bug_and_writes_a_repro(tmp_path):
+    out = tmp_path / "fuzz-out"
+    run = subprocess.run([sys.executable, "-m", "fuzz.campaign", "--minutes", "0.5", "--planted",
+                          "sorting_last_pad_unwritten", "--out", str(out)],
+                         capture_output=True, text=True, cwd=repro.ROOT, timeout=300)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "FAILED sorting_last_pad_unwritten[sorting]" in run.stdout
+    assert "ids: uniform" in run.stdout  # per-target regime counts are printed
+    scripts = sorted(out.glob("repro_*.py"))
+    assert scripts and sorted(out.glob("repro_*.md")), run.stdout
+    again = subprocess.run([sys.executable, str(scripts[0])], capture_output=True, text=True, cwd=tmp_path,
+                           timeout=300)
+    assert again.returncode == 1 and "FAILED" in again.stdout, again.stdout + again.stderr
