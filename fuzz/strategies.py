@@ -403,6 +403,8 @@ def _logit_plan(draw, labels, T: int, E: int, K: int, rng):
                                     max_size=3 if T else 0))
         if row_patches:
             row_patches[0] = (row_patches[0][0], kind)
+        for k in sorted({k for _, k in row_patches[1:]} - {kind}):  # the extra rows' kinds are present too
+            _label(labels, "special", k)
         entries = draw(st.lists(st.tuples(rows, st.integers(0, E - 1), st.sampled_from(SPECIAL_LOGITS)),
                                 max_size=6 if T else 0))
         x = (_ints(draw, rng, (T, E), -8, 8) * 0.375).astype(np.float32)
