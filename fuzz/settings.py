@@ -42,13 +42,16 @@ def register(database_dir: str | os.PathLike | None = None) -> None:
     """Register ``ci``, ``dev`` and ``campaign`` (idempotent; ``campaign``'s database
     lives in ``database_dir``, else ``$MOE_FUZZ_DB``, else ``.hypothesis/moe-campaign``)."""
     db_dir = Path(database_dir or os.environ.get(DATABASE_ENV) or ".hypothesis/moe-campaign")
+    # Parent: Hypothesis's own defaults, not whatever profile is loaded (CI=true loads the
+    # built-in "ci" one at import, which would leak derandomize / database=None into "dev").
+    base = settings.get_profile("default")
     settings.register_profile(
-        "ci", derandomize=True, database=None, deadline=None, max_examples=100, print_blob=True,
+        "ci", base, derandomize=True, database=None, deadline=None, max_examples=100, print_blob=True,
         suppress_health_check=_SLOW_OK)
     settings.register_profile(
-        "dev", deadline=None, max_examples=100, print_blob=True, suppress_health_check=_SLOW_OK)
+        "dev", base, deadline=None, max_examples=100, print_blob=True, suppress_health_check=_SLOW_OK)
     settings.register_profile(
-        "campaign", derandomize=False, database=DirectoryBasedExampleDatabase(str(db_dir)), deadline=None,
+        "campaign", base, derandomize=False, database=DirectoryBasedExampleDatabase(str(db_dir)), deadline=None,
         max_examples=100 * CAMPAIGN_FACTOR, print_blob=True, suppress_health_check=_SLOW_OK)
 
 

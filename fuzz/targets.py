@@ -362,9 +362,9 @@ class Property(NamedTuple):
 
 
 PROPERTIES = {
-    "gating": Property(gating_cases, gating_property, 60),
-    "sorting": Property(sorting_cases, sorting_property, 60),
-    "route": Property(route_cases, route_property, 60),
+    "gating": Property(gating_cases, gating_property, 120),
+    "sorting": Property(sorting_cases, sorting_property, 150),
+    "route": Property(route_cases, route_property, 80),
     "batch": Property(batch_cases, batch_invariance_property, 25),
 }
 
