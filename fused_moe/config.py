@@ -7,9 +7,18 @@ keeps routing batch invariant even though BLOCK_T is picked per E.
 import functools
 
 import torch
-import triton
 
 from .dispatch import DISPATCH_THRESHOLDS_ASSIGNMENTS
+
+def next_pow2(n):
+    """Smallest power of two >= n (n >= 1). Plain Python: ``triton.next_power_of_2`` goes
+    through Triton's JIT-function call machinery, about 3 us a call on the host."""
+    return 1 << (max(n, 1) - 1).bit_length()
+
+
+def cdiv(a, b):
+    return -(-a // b)
+
 
 GATE_TILE_ELEMENTS = 4096  # logits per gating program: 16 rows of E=256
 # Assignments sorted at once by one program (a 1024 chunk measured about 4x slower per tile).
@@ -21,9 +30,9 @@ PLACE_BLOCK = 1024  # presorted entries placed per step by the fused route's las
 def gate_tile(E, K, T):
     """(BLOCK_T, BLOCK_E, BLOCK_K). Small batches get a tile no taller than T: the decode
     path runs one tile, and masked rows would only cost time."""
-    block_e = triton.next_power_of_2(E)
-    block_t = max(1, min(16, GATE_TILE_ELEMENTS // block_e, triton.next_power_of_2(max(T, 1))))
-    return block_t, block_e, triton.next_power_of_2(K)
+    block_e = next_pow2(E)
+    block_t = max(1, min(16, GATE_TILE_ELEMENTS // block_e, next_pow2(max(T, 1))))
+    return block_t, block_e, next_pow2(K)
 
 
 def gate_warps(block_t, block_e):
@@ -32,12 +41,12 @@ def gate_warps(block_t, block_e):
 
 def pad_width(U, block_e):
     """Padding slots each expert writes per step of ``fill_padding`` (it needs at most U - 1)."""
-    return max(1, min(triton.next_power_of_2(max(U - 1, 1)), 4096 // block_e))
+    return max(1, min(next_pow2(max(U - 1, 1)), 4096 // block_e))
 
 
 def sort_chunk(T, K):
     """Chunk of assignments per sorting step: the whole problem when small, else MAX_SORT_CHUNK."""
-    return max(16, min(MAX_SORT_CHUNK, triton.next_power_of_2(max(1, T * K))))
+    return max(16, min(MAX_SORT_CHUNK, next_pow2(max(1, T * K))))
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,6 +1,5 @@
 """Host side of top-k gating softmax: validate, allocate, launch."""
 import torch
-import triton
 
 from . import config
 from .gating_kernels import topk_gating_kernel
@@ -21,7 +20,7 @@ def launch_gating(logits, topk, renormalize, topk_weights, topk_ids):
     block_t, block_e, block_k = config.gate_tile(E, topk, T)
     if T == 0:
         return
-    topk_gating_kernel[(triton.cdiv(T, block_t),)](
+    topk_gating_kernel[(config.cdiv(T, block_t),)](
         logits, logits.stride(0), logits.stride(1), topk_weights, topk_ids, T, E,
         K=topk, BLOCK_T=block_t, BLOCK_E=block_e, BLOCK_K=block_k, RENORMALIZE=bool(renormalize),
         num_warps=config.gate_warps(block_t, block_e),

@@ -1,6 +1,5 @@
 """Host side of the fused route: gating + sorting (+ moe_buf zeroing) on one of two paths."""
 import torch
-import triton
 
 from . import buffers, config
 from .dispatch import choose_path
@@ -35,8 +34,8 @@ def route(logits, topk, *, unit_size=32, renormalize=True, expert_mask=None, num
 
 def _launch_fused(logits, renormalize, args, out):
     block_t, block_e, block_k = config.gate_tile(args.E, args.K, args.T)
-    gate_tiles = max(1, triton.cdiv(args.T, block_t))
-    block_n = triton.next_power_of_2(block_t * args.K)
+    gate_tiles = max(1, config.cdiv(args.T, block_t))
+    block_n = config.next_pow2(block_t * args.K)
     if gate_tiles > 1:
         workspace = torch.empty(gate_tiles * block_n + gate_tiles * block_e // 2 + 1, dtype=torch.int64,
                                 device=logits.device)
@@ -52,7 +51,7 @@ def _launch_fused(logits, renormalize, args, out):
         num_gate_tiles=gate_tiles,
         RENORMALIZE=bool(renormalize), SINGLE_TILE=gate_tiles == 1,
         BLOCK_T=block_t, BLOCK_K=block_k, BLOCK_N=block_n,
-        SCAN_ROWS=min(triton.next_power_of_2(gate_tiles), max(1, 4096 // block_e)),
+        SCAN_ROWS=min(config.next_pow2(gate_tiles), max(1, 4096 // block_e)),
         PLACE_BLOCK=config.PLACE_BLOCK,
         **args.kernel_args(out.num_valid_ids),
         num_warps=max(4, config.gate_warps(block_t, block_e)),  # the sort wants 4 warps

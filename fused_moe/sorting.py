@@ -1,6 +1,5 @@
 """Host side of MoE sorting: validate, allocate, launch."""
 import torch
-import triton
 
 from . import buffers, config
 from .results import SortingResult
@@ -22,7 +21,7 @@ class SortingArgs:
         self.m_tensor, self.m_value = local_tokens_arg(num_local_tokens, T, ref)
         self.buf, self.buf_row_words = moe_buf_arg(moe_buf, T, ref)
         self.device = ref.device
-        self.block_e = triton.next_power_of_2(E)
+        self.block_e = config.next_pow2(E)
         self.block_a = config.sort_chunk(T, K)
         self.zero_programs = config.zero_programs(T, self.buf_row_words, ref.device) if self.buf is not None else 0
 
@@ -65,8 +64,8 @@ def launch_sorting(args, topk_ids, topk_weights, out):
 
 def _launch_tiled(args, inputs, out):
     common = args.kernel_args(out.num_valid_ids)
-    block_s = min(config.MAX_SORT_CHUNK, triton.next_power_of_2(args.T * args.K))
-    tiles = triton.cdiv(args.T * args.K, block_s)
+    block_s = min(config.MAX_SORT_CHUNK, config.next_pow2(args.T * args.K))
+    tiles = config.cdiv(args.T * args.K, block_s)
     workspace = torch.empty((tiles + 1) * args.block_e, dtype=torch.int32, device=args.device)
     tile_base, local = workspace[: tiles * args.block_e], workspace[tiles * args.block_e:]
     pick = lambda *names: {name: common[name] for name in names}
@@ -75,7 +74,7 @@ def _launch_tiled(args, inputs, out):
     tile_offsets_kernel[(1 + args.zero_programs,)](
         tile_base, local, sorted_ids_ptr=out.sorted_token_ids, sorted_w_ptr=out.sorted_weights.view(torch.int32),
         num_valid_ptr=out.num_valid_ids, num_tiles=tiles,
-        SCAN_ROWS=min(triton.next_power_of_2(tiles), max(1, 8192 // args.block_e)),
+        SCAN_ROWS=min(config.next_pow2(tiles), max(1, 8192 // args.block_e)),
         **flags, **pick("buf_ptr", "buf_row_words", "U", "HAS_BUF", "PAD_W", "BLOCK_Z"), num_warps=4,
     )
     tile_scatter_kernel[(tiles,)](
