@@ -440,15 +440,21 @@ def _logits_plan(draw, labels, T, E, K, rng):
     return lambda draw: Logits(round_to(values(draw), dtype), dtype, pad, off)
 
 
-@st.composite
-def gating_cases(draw, limits: Limits = CI_LIMITS) -> GatingCase:
-    labels: list[str] = []
+def _gating_plan(draw, labels, limits: Limits):
+    """The draws gating and route cases share, in one order: -> (rng, T, E, K, finish, renormalize)."""
     rng = _rng(draw)
     T = _tokens(draw, labels, limits)
     E = _experts(draw, limits)
     K = _topk(draw, labels, E, T, limits)
     finish = _logits_plan(draw, labels, T, E, K, rng)
     renormalize = draw(st.sampled_from((True, False)))
+    return rng, T, E, K, finish, renormalize
+
+
+@st.composite
+def gating_cases(draw, limits: Limits = CI_LIMITS) -> GatingCase:
+    labels: list[str] = []
+    _, _, _, K, finish, renormalize = _gating_plan(draw, labels, limits)
     return GatingCase(finish(draw), K, renormalize, tuple(labels))
 
 
@@ -573,12 +579,7 @@ def sorting_cases(draw, limits: Limits = CI_LIMITS) -> SortingCase:
 @st.composite
 def route_cases(draw, limits: Limits = CI_LIMITS) -> RouteCase:
     labels: list[str] = []
-    rng = _rng(draw)
-    T = _tokens(draw, labels, limits)
-    E = _experts(draw, limits)
-    K = _topk(draw, labels, E, T, limits)
-    finish = _logits_plan(draw, labels, T, E, K, rng)
-    renormalize = draw(st.sampled_from((True, False)))
+    rng, T, E, K, finish, renormalize = _gating_plan(draw, labels, limits)
     opts, M = _options(draw, labels, T, E, rng)
     logits = finish(draw)
     if M is not None and M < T:  # rows >= M are garbage (NaN and large values included)
