@@ -63,8 +63,7 @@ def gating_rows(
     K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
     RENORMALIZE: tl.constexpr,
 ):
-    """Gate rows [row0, row0 + BLOCK_T) of the logits (rows >= T masked off), store them and
-    return the (BLOCK_T, BLOCK_K) tiles of ids and weights for callers that go on sorting."""
+    """Gate rows [row0, row0 + BLOCK_T) of the logits (rows >= T masked off) and store them."""
     i_t = row0 + tl.arange(0, BLOCK_T)
     i_e = tl.arange(0, BLOCK_E)
     i_k = tl.arange(0, BLOCK_K)[None, :]
@@ -104,7 +103,6 @@ def gating_rows(
     o_out = i_t[:, None].to(tl.int64) * K + i_k
     tl.store(ids_ptr + o_out, b_id, mask=m_out)
     tl.store(weights_ptr + o_out, b_w, mask=m_out)
-    return b_id, b_w
 
 
 @triton.jit
@@ -118,6 +116,5 @@ def topk_gating_kernel(
     RENORMALIZE: tl.constexpr,
 ):
     """Grid: (cdiv(T, BLOCK_T),). Program p owns rows [p*BLOCK_T, (p+1)*BLOCK_T)."""
-    _ = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr,
-                    tl.program_id(0) * BLOCK_T, T, E,
-                    K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+    gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, tl.program_id(0) * BLOCK_T, T, E,
+                K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)

@@ -41,11 +41,14 @@ def fused_route_kernel(
     BLOCK_A: tl.constexpr, PAD_W: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr,
     PLACE_BLOCK: tl.constexpr, SINGLE_CHUNK: tl.constexpr, BLOCK_Z: tl.constexpr,
 ):
+    """Grid: (G + Z,). Program p < G owns gating rows [p*BLOCK_T, (p+1)*BLOCK_T); the one
+    that sorts (p == 0 when G == 1, else the last arriver) owns every sorting output;
+    programs p >= G zero moe_buf (see the module docstring)."""
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     if pid < num_gate_tiles:
-        _ = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, pid * BLOCK_T, T, E,
-                        K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+        gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, pid * BLOCK_T, T, E,
+                    K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
         tl.debug_barrier()  # this program's topk rows are written before anyone reads them
         # Weights are float32 in memory; the sorter copies their bits as int32.
         w_bits = weights_ptr.to(tl.pointer_type(tl.int32))
