@@ -66,6 +66,13 @@ def _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE: tl.constexpr):
 
 
 @triton.jit
+def _record(o_ptr, pid, trips, acc):
+    """What every kernel reports per program: trips taken and the sum of the loop indices."""
+    tl.store(o_ptr + pid * 2, trips)
+    tl.store(o_ptr + pid * 2 + 1, acc)
+
+
+@triton.jit
 def _trip(v_row, z, trips, acc):
     """Body of every loop: count the trip, add the index, store at the index."""
     trips += 1
@@ -84,9 +91,8 @@ def loop_in_if_kernel(
 ):
     """Loop in the body of ``if pid != 0:``; program 0 skips it."""
     pid = tl.program_id(0)
-    b_row = b_ptr + pid * NB
     v_row = v_ptr + pid * V
-    i_zs, i_ze, i_zstep = _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
+    i_zs, i_ze, i_zstep = _bounds(b_ptr + pid * NB, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
     trips = 0
     acc = 0
     if pid != 0:
@@ -96,8 +102,7 @@ def loop_in_if_kernel(
         else:
             for z in range(i_zs, i_ze, i_zstep if RUNTIME_STEP else STEP):
                 trips, acc = _trip(v_row, z, trips, acc)
-    tl.store(o_ptr + pid * 2, trips)
-    tl.store(o_ptr + pid * 2 + 1, acc)
+    _record(o_ptr, pid, trips, acc)
 
 
 @triton.jit(do_not_specialize=_RUNTIME_SCALARS)
@@ -112,9 +117,8 @@ def loop_in_else_kernel(
     """Loop in the ``else`` of ``if pid % 2 == 0:``; even programs take the
     then-arm, which only writes the marker ``trips = -1``."""
     pid = tl.program_id(0)
-    b_row = b_ptr + pid * NB
     v_row = v_ptr + pid * V
-    i_zs, i_ze, i_zstep = _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
+    i_zs, i_ze, i_zstep = _bounds(b_ptr + pid * NB, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
     trips = 0
     acc = 0
     if pid % 2 == 0:
@@ -126,8 +130,7 @@ def loop_in_else_kernel(
         else:
             for z in range(i_zs, i_ze, i_zstep if RUNTIME_STEP else STEP):
                 trips, acc = _trip(v_row, z, trips, acc)
-    tl.store(o_ptr + pid * 2, trips)
-    tl.store(o_ptr + pid * 2 + 1, acc)
+    _record(o_ptr, pid, trips, acc)
 
 
 @triton.jit(do_not_specialize=_RUNTIME_SCALARS)
@@ -141,10 +144,9 @@ def loop_in_nested_if_kernel(
 ):
     """Loop inside ``if pid != 0:`` then ``if flag > 0:`` (flag loaded per program)."""
     pid = tl.program_id(0)
-    b_row = b_ptr + pid * NB
     v_row = v_ptr + pid * V
-    i_zs, i_ze, i_zstep = _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
-    flag = tl.load(b_row + 3)
+    i_zs, i_ze, i_zstep = _bounds(b_ptr + pid * NB, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
+    flag = tl.load(b_ptr + pid * NB + 3)
     trips = 0
     acc = 0
     if pid != 0:
@@ -155,8 +157,7 @@ def loop_in_nested_if_kernel(
             else:
                 for z in range(i_zs, i_ze, i_zstep if RUNTIME_STEP else STEP):
                     trips, acc = _trip(v_row, z, trips, acc)
-    tl.store(o_ptr + pid * 2, trips)
-    tl.store(o_ptr + pid * 2 + 1, acc)
+    _record(o_ptr, pid, trips, acc)
 
 
 @triton.jit(do_not_specialize=_RUNTIME_SCALARS)
@@ -171,9 +172,8 @@ def loop_in_static_range_kernel(
 ):
     """``for r in tl.static_range(PASSES): if pid != 0: for z in range(start + r, stop, step)``."""
     pid = tl.program_id(0)
-    b_row = b_ptr + pid * NB
     v_row = v_ptr + pid * V
-    i_zs, i_ze, i_zstep = _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
+    i_zs, i_ze, i_zstep = _bounds(b_ptr + pid * NB, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
     trips = 0
     acc = 0
     for r in tl.static_range(PASSES):
@@ -184,8 +184,7 @@ def loop_in_static_range_kernel(
             else:
                 for z in range(i_zs + r, i_ze, i_zstep if RUNTIME_STEP else STEP):
                     trips, acc = _trip(v_row, z, trips, acc)
-    tl.store(o_ptr + pid * 2, trips)
-    tl.store(o_ptr + pid * 2 + 1, acc)
+    _record(o_ptr, pid, trips, acc)
 
 
 @triton.jit(do_not_specialize=_RUNTIME_SCALARS)
@@ -200,9 +199,8 @@ def while_in_if_kernel(
     """``if pid != 0: z = start; while z < stop: ...; z += step`` (step > 0).
     TL_RANGE is accepted for a uniform signature and ignored."""
     pid = tl.program_id(0)
-    b_row = b_ptr + pid * NB
     v_row = v_ptr + pid * V
-    i_zs, i_ze, i_zstep = _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
+    i_zs, i_ze, i_zstep = _bounds(b_ptr + pid * NB, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
     trips = 0
     acc = 0
     if pid != 0:
@@ -210,8 +208,7 @@ def while_in_if_kernel(
         while z < i_ze:
             trips, acc = _trip(v_row, z, trips, acc)
             z += i_zstep if RUNTIME_STEP else STEP
-    tl.store(o_ptr + pid * 2, trips)
-    tl.store(o_ptr + pid * 2 + 1, acc)
+    _record(o_ptr, pid, trips, acc)
 
 
 # --- Planted bugs: same signature as loop_in_if_kernel, each wrong on purpose.
@@ -225,16 +222,14 @@ def planted_off_by_one_kernel(
 ):
     """BUG on purpose: the loop stops one early (``stop - 1``)."""
     pid = tl.program_id(0)
-    b_row = b_ptr + pid * NB
     v_row = v_ptr + pid * V
-    i_zs, i_ze, i_zstep = _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
+    i_zs, i_ze, i_zstep = _bounds(b_ptr + pid * NB, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
     trips = 0
     acc = 0
     if pid != 0:
         for z in range(i_zs, i_ze - 1, i_zstep if RUNTIME_STEP else STEP):
             trips, acc = _trip(v_row, z, trips, acc)
-    tl.store(o_ptr + pid * 2, trips)
-    tl.store(o_ptr + pid * 2 + 1, acc)
+    _record(o_ptr, pid, trips, acc)
 
 
 @triton.jit(do_not_specialize=_RUNTIME_SCALARS)
@@ -245,13 +240,11 @@ def planted_wrong_branch_kernel(
 ):
     """BUG on purpose: the branch is ``pid > 1``, so program 1 skips the loop."""
     pid = tl.program_id(0)
-    b_row = b_ptr + pid * NB
     v_row = v_ptr + pid * V
-    i_zs, i_ze, i_zstep = _bounds(b_row, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
+    i_zs, i_ze, i_zstep = _bounds(b_ptr + pid * NB, zs_arg, ze_arg, zstep_arg, scale, SOURCE)
     trips = 0
     acc = 0
     if pid > 1:
         for z in range(i_zs, i_ze, i_zstep if RUNTIME_STEP else STEP):
             trips, acc = _trip(v_row, z, trips, acc)
-    tl.store(o_ptr + pid * 2, trips)
-    tl.store(o_ptr + pid * 2 + 1, acc)
+    _record(o_ptr, pid, trips, acc)
