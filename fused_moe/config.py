@@ -60,5 +60,5 @@ def zero_programs(T, row_words, device):
     """Programs that zero moe_buf: enough for one step each over T rows, at most 4 per SM."""
     if row_words == 0 or T == 0:
         return 0
-    steps = -(-(T * row_words) // ZERO_BLOCK)
+    steps = cdiv(T * row_words, ZERO_BLOCK)
     return max(1, min(steps, 4 * _processors(device)))

@@ -4,7 +4,7 @@ import torch
 from . import buffers, config
 from .dispatch import choose_path
 from .gating import check_logits, launch_gating
-from .results import RouteResult, SortingResult
+from .results import SortingResult
 from .route_kernels import fused_route_kernel
 from .sorting import SortingArgs, launch_sorting
 from .validation import MAX_TOPK_SORTED, check_topk

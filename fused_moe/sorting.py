@@ -64,7 +64,7 @@ def launch_sorting(args, topk_ids, topk_weights, out):
 
 def _launch_tiled(args, inputs, out):
     common = args.kernel_args(out.num_valid_ids)
-    block_s = min(config.MAX_SORT_CHUNK, config.next_pow2(args.T * args.K))
+    block_s = args.block_a  # T > sort_single_program, so a full chunk of assignments per tile
     tiles = config.cdiv(args.T * args.K, block_s)
     workspace = torch.empty((tiles + 1) * args.block_e, dtype=torch.int32, device=args.device)
     tile_base, local = workspace[: tiles * args.block_e], workspace[tiles * args.block_e:]
