@@ -1,8 +1,8 @@
-"""Host side of top-k gating softmax: validate, allocate, launch."""
-import torch
-
-from . import config
+"""Host side of top-k gating softmax: validate once per plan, allocate, launch."""
+from . import buffers, config
 from .gating_kernels import topk_gating_kernel
+from .launcher import KernelLaunch
+from .plans import PlanCache, describe
 from .results import GatingResult
 from .validation import LOGIT_DTYPES, check_int, check_tensor, check_topk
 
@@ -15,16 +15,31 @@ def check_logits(logits, topk):
     return T, E
 
 
-def launch_gating(logits, topk, renormalize, topk_weights, topk_ids):
+def gating_launch(logits, topk, renormalize):
+    """The launch that gates logits of this shape and these strides into (T, K) outputs."""
     T, E = logits.shape
     block_t, block_e, block_k = config.gate_tile(E, topk, T)
-    if T == 0:
-        return
-    topk_gating_kernel[(config.cdiv(T, block_t),)](
-        logits, logits.stride(0), logits.stride(1), topk_weights, topk_ids, T, E,
-        K=topk, BLOCK_T=block_t, BLOCK_E=block_e, BLOCK_K=block_k, RENORMALIZE=bool(renormalize),
-        num_warps=config.gate_warps(block_t, block_e),
+    return KernelLaunch(
+        topk_gating_kernel, config.cdiv(T, block_t), config.gate_warps(block_t, block_e),
+        ("logits_ptr", "weights_ptr", "ids_ptr"),
+        dict(stride_t=logits.stride(0), stride_e=logits.stride(1), T=T, E=E, K=topk, BLOCK_T=block_t,
+             BLOCK_E=block_e, BLOCK_K=block_k, RENORMALIZE=bool(renormalize)),
     )
+
+
+class _GatingPlan:
+    def __init__(self, logits, topk, renormalize):
+        T, _ = check_logits(logits, topk)
+        self.shape = (T, topk, logits.device)
+        self.gate = gating_launch(logits, topk, renormalize)
+
+    def __call__(self, logits):
+        topk_weights, topk_ids = buffers.allocate_gating_outputs(*self.shape)
+        self.gate(logits, topk_weights, topk_ids)
+        return GatingResult(topk_weights, topk_ids)
+
+
+_plans = PlanCache(_GatingPlan)
 
 
 def topk_gating_softmax(logits, topk, *, renormalize=True):
@@ -34,8 +49,8 @@ def topk_gating_softmax(logits, topk, *, renormalize=True):
     GatingResult(topk_weights (T, K) float32, topk_ids (T, K) int32): slot 0 holds the
     largest logit, ties go to the lower expert index, NaN ranks as -inf.
     """
-    T, E = check_logits(logits, topk)
-    topk_weights = torch.empty((T, topk), dtype=torch.float32, device=logits.device)
-    topk_ids = torch.empty((T, topk), dtype=torch.int32, device=logits.device)
-    launch_gating(logits, topk, renormalize, topk_weights, topk_ids)
-    return GatingResult(topk_weights, topk_ids)
+    try:
+        key = (describe(logits), describe(topk), describe(renormalize))
+    except Exception:  # not describable: the validating path raises the right error
+        key = None
+    return _plans.get(key, logits, topk, renormalize)(logits)

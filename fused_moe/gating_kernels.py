@@ -12,7 +12,7 @@ other rows, which is what makes routing batch invariant):
 | name    | shape           | dtype   | meaning                                  | pad value          |
 |---------|-----------------|---------|------------------------------------------|--------------------|
 | x       | [BLOCK_T, BLOCK_E] | float32 | logits, NaN as -inf                   | -inf (cols >= E)   |
-| packed  | [BLOCK_T, BLOCK_E] | int64   | (ordered key << 32) | (BLOCK_E-1-col)  | INT64_MIN (cols >= E, taken) |
+| packed  | [BLOCK_T, BLOCK_E] | int64   | (ordered key << 32) | (BLOCK_E-1-col)  | key -2**31 (cols >= E); taken: TAKEN + slot |
 | b_id    | [BLOCK_T, BLOCK_K] | int32   | selected experts, slot order          | 0                  |
 | b_key   | [BLOCK_T, BLOCK_K] | int32   | their ordered keys                    | 0                  |
 | p_sel   | [BLOCK_T, BLOCK_K] | float32 | their unnormalised probabilities      | 0.0 (slots >= K)   |
@@ -27,7 +27,10 @@ import triton
 import triton.language as tl
 
 _FIXED_ONE = tl.constexpr(1099511627776.0)  # 2**40: b_e <= 1, so E <= 2**20 terms never overflow int64
-_INT64_MIN = tl.constexpr(-9223372036854775808)
+# Selected columns become TAKEN + slot: a key below every real one (the smallest, -inf, is
+# -2139095041) and above the padding columns' key -2**31, so they are never picked again.
+_TAKEN_KEY = tl.constexpr(-2147483647)
+_TAKEN = tl.constexpr(-2147483647 << 32)
 
 
 @triton.jit
@@ -54,16 +57,15 @@ def _fixed_point_sum(p):
 
 
 @triton.jit
-def gating_rows(
+def select_topk(
     logits_ptr,  # (T, E) float32/float16/bfloat16, any strides: input
-    stride_t, stride_e,
-    weights_ptr,  # (T, K) float32, contiguous: output
-    ids_ptr,  # (T, K) int32, contiguous: output
-    row0, T, E,
+    stride_t, stride_e, row0, T, E,
     K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
     RENORMALIZE: tl.constexpr,
 ):
-    """Gate rows [row0, row0 + BLOCK_T) of the logits (rows >= T masked off) and store them."""
+    """Gate rows [row0, row0 + BLOCK_T) (rows >= T masked off), in registers.
+    -> (i_t, x, x_max, denom, packed, b_id, b_w); in ``packed`` every selected column holds
+    TAKEN + its slot (see ``taken_slots``), so callers can route straight from the tile."""
     i_t = row0 + tl.arange(0, BLOCK_T)
     i_e = tl.arange(0, BLOCK_E)
     i_k = tl.arange(0, BLOCK_K)[None, :]
@@ -83,7 +85,7 @@ def gating_rows(
     for k in range(K):
         best = tl.max(packed, axis=1)
         col = (BLOCK_E - 1) - (best & 0xFFFFFFFF).to(tl.int32)
-        packed = tl.where(i_e[None, :] == col[:, None], _INT64_MIN, packed)
+        packed = tl.where(i_e[None, :] == col[:, None], _TAKEN + k, packed)
         b_id = tl.where(i_k == k, col[:, None], b_id)
         b_key = tl.where(i_k == k, (best >> 32).to(tl.int32)[:, None], b_key)
 
@@ -97,12 +99,46 @@ def gating_rows(
         denom = _fixed_point_sum(p_sel)
     else:
         denom = _fixed_point_sum(tl.where(m_e[None, :], _unnormalised(x, x_max), 0.0))
-    b_w = p_sel / denom[:, None]
+    return i_t, x, x_max, denom, packed, b_id, p_sel / denom[:, None]
 
-    m_out = m_t[:, None] & m_k
+
+@triton.jit
+def taken_slots(packed):
+    """-> (selected, slot) per column of a ``select_topk`` tile."""
+    return (packed >> 32) == _TAKEN_KEY, (packed & 0xFFFFFFFF).to(tl.int32)
+
+
+@triton.jit
+def tile_weights(x, x_max, denom):
+    """Every column's weight as ``select_topk`` computes the selected ones: the same
+    elementwise operations on the same values, so selected columns match b_w bit for bit."""
+    return _unnormalised(x, x_max) / denom[:, None]
+
+
+@triton.jit
+def store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K: tl.constexpr, BLOCK_K: tl.constexpr):
+    """topk_weights / topk_ids rows i_t (contiguous (T, K)); rows >= T and slots >= K masked."""
+    i_k = tl.arange(0, BLOCK_K)[None, :]
+    m_out = (i_t < T)[:, None] & (i_k < K)
     o_out = i_t[:, None].to(tl.int64) * K + i_k
     tl.store(ids_ptr + o_out, b_id, mask=m_out)
     tl.store(weights_ptr + o_out, b_w, mask=m_out)
+
+
+@triton.jit
+def gating_rows(
+    logits_ptr,  # (T, E) float32/float16/bfloat16, any strides: input
+    stride_t, stride_e,
+    weights_ptr,  # (T, K) float32, contiguous: output
+    ids_ptr,  # (T, K) int32, contiguous: output
+    row0, T, E,
+    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+    RENORMALIZE: tl.constexpr,
+):
+    """Gate rows [row0, row0 + BLOCK_T) of the logits (rows >= T masked off) and store them."""
+    i_t, _, _, _, _, b_id, b_w = select_topk(logits_ptr, stride_t, stride_e, row0, T, E,
+                                             K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+    store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K, BLOCK_K)
 
 
 @triton.jit

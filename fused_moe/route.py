@@ -3,11 +3,69 @@ import torch
 
 from . import buffers, config
 from .dispatch import choose_path
-from .gating import check_logits, launch_gating
-from .results import SortingResult
+from .gating import check_logits, gating_launch
+from .launcher import KernelLaunch
+from .plans import PlanCache, describe
+from .results import RouteResult
 from .route_kernels import fused_route_kernel
-from .sorting import SortingArgs, launch_sorting
-from .validation import MAX_TOPK_SORTED, check_topk
+from .sorting import SortingArgs, SortingPlan
+from .validation import MAX_TOPK_SORTED, check_topk, kernel_pointers
+
+_FUSED_DYNAMIC = ("logits_ptr", "weights_ptr", "ids_ptr", "mask_ptr", "m_ptr", "sorted_ids_ptr", "sorted_w_ptr",
+                  "sorted_eids_ptr", "num_valid_ptr", "counter_ptr", "keys_ptr", "hist_ptr", "buf_ptr")
+
+
+class _RoutePlan:
+    def __init__(self, logits, topk, unit_size, renormalize, expert_mask, num_local_tokens, moe_buf, path, out):
+        T, E = check_logits(logits, topk)
+        check_topk(topk, E, MAX_TOPK_SORTED)
+        args = SortingArgs(T, topk, E, unit_size, expert_mask, num_local_tokens, moe_buf, logits)
+        self.path = choose_path(path, T, E, topk, logits.device)
+        if out is not None:
+            buffers.check_route_out(out, T, topk, E, unit_size, logits.device)
+        self.shape = (T, topk, E, unit_size, logits.device)
+        if self.path == "fused":
+            self._plan_fused(logits, renormalize, args)
+        else:
+            self.gate = gating_launch(logits, topk, renormalize)
+            self.sort = SortingPlan(args, (topk, 1), (topk, 1))
+
+    def _plan_fused(self, logits, renormalize, args):
+        block_t, block_e, block_k = config.gate_tile(args.E, args.K, args.T)
+        self.gate_tiles = max(1, config.cdiv(args.T, block_t))
+        self.block_n = config.next_pow2(block_t * args.K)
+        self.block_e = block_e
+        self.fused = KernelLaunch(
+            fused_route_kernel, self.gate_tiles + args.zero_programs,
+            max(4, config.gate_warps(block_t, block_e)),  # the tile's scans want 4 warps
+            _FUSED_DYNAMIC,
+            dict(args.static, stride_t=logits.stride(0), stride_e=logits.stride(1), num_gate_tiles=self.gate_tiles,
+                 RENORMALIZE=bool(renormalize), SINGLE_TILE=self.gate_tiles == 1, BLOCK_T=block_t,
+                 BLOCK_K=block_k, BLOCK_N=self.block_n,
+                 SCAN_ROWS=min(config.next_pow2(self.gate_tiles), max(1, 4096 // block_e)),
+                 PLACE_BLOCK=config.PLACE_BLOCK),
+        )
+
+    def __call__(self, logits, expert_mask, num_local_tokens, moe_buf, out):
+        out = buffers.allocate_route_outputs(*self.shape) if out is None else RouteResult(*out)
+        mask, m, buf = kernel_pointers(expert_mask, num_local_tokens, moe_buf, out.num_valid_ids)
+        if self.path != "fused":
+            self.gate(logits, out.topk_weights, out.topk_ids)
+            self.sort(out.topk_ids, out.topk_weights, out[2:], mask, m, buf)
+            return out
+        if self.gate_tiles > 1:
+            tiles, block_n = self.gate_tiles, self.block_n
+            workspace = torch.empty(tiles * block_n + tiles * self.block_e // 2 + 1, dtype=torch.int64,
+                                    device=logits.device)
+            keys, hist = workspace[: tiles * block_n], workspace[tiles * block_n:].view(torch.int32)
+            counter = buffers.arrival_counter(logits.device)
+        else:  # one tile: no workspace, no counter
+            keys = hist = counter = out.num_valid_ids
+        self.fused(logits, out.topk_weights, out.topk_ids, mask, m, *out[2:], counter, keys, hist, buf)
+        return out
+
+
+_plans = PlanCache(_RoutePlan)
 
 
 def route(logits, topk, *, unit_size=32, renormalize=True, expert_mask=None, num_local_tokens=None,
@@ -16,43 +74,11 @@ def route(logits, topk, *, unit_size=32, renormalize=True, expert_mask=None, num
     ``moe_sorting(*topk_gating_softmax(logits, topk))`` on every path:
     "fused" (one launch), "unfused" (separate kernels) or "auto" (by shape and device).
     """
-    T, E = check_logits(logits, topk)
-    check_topk(topk, E, MAX_TOPK_SORTED)
-    args = SortingArgs(T, topk, E, unit_size, expert_mask, num_local_tokens, moe_buf, logits)
-    chosen = choose_path(path, T, E, topk, logits.device)
-    if out is None:
-        out = buffers.allocate_route_outputs(T, topk, E, unit_size, logits.device)
-    else:
-        out = buffers.check_route_out(out, T, topk, E, unit_size, logits.device)
-    if chosen == "fused":
-        _launch_fused(logits, renormalize, args, out)
-    else:
-        launch_gating(logits, topk, renormalize, out.topk_weights, out.topk_ids)
-        launch_sorting(args, out.topk_ids, out.topk_weights, SortingResult(*out[2:]))
-    return out
-
-
-def _launch_fused(logits, renormalize, args, out):
-    block_t, block_e, block_k = config.gate_tile(args.E, args.K, args.T)
-    gate_tiles = max(1, config.cdiv(args.T, block_t))
-    block_n = config.next_pow2(block_t * args.K)
-    if gate_tiles > 1:
-        workspace = torch.empty(gate_tiles * block_n + gate_tiles * block_e // 2 + 1, dtype=torch.int64,
-                                device=logits.device)
-        keys, hist = workspace[: gate_tiles * block_n], workspace[gate_tiles * block_n:].view(torch.int32)
-    else:
-        keys = hist = out.num_valid_ids  # never read: SINGLE_TILE sorts from the topk outputs
-    fused_route_kernel[(gate_tiles + args.zero_programs,)](
-        logits, logits.stride(0), logits.stride(1),
-        weights_ptr=out.topk_weights, ids_ptr=out.topk_ids,
-        sorted_ids_ptr=out.sorted_token_ids, sorted_w_ptr=out.sorted_weights.view(torch.int32),
-        sorted_eids_ptr=out.sorted_expert_ids, num_valid_ptr=out.num_valid_ids,
-        counter_ptr=buffers.arrival_counter(logits.device), keys_ptr=keys, hist_ptr=hist,
-        num_gate_tiles=gate_tiles,
-        RENORMALIZE=bool(renormalize), SINGLE_TILE=gate_tiles == 1,
-        BLOCK_T=block_t, BLOCK_K=block_k, BLOCK_N=block_n,
-        SCAN_ROWS=min(config.next_pow2(gate_tiles), max(1, 4096 // block_e)),
-        PLACE_BLOCK=config.PLACE_BLOCK,
-        **args.kernel_args(out.num_valid_ids),
-        num_warps=max(4, config.gate_warps(block_t, block_e)),  # the sort wants 4 warps
-    )
+    try:
+        key = (describe(logits), describe(topk), describe(unit_size), describe(renormalize),
+               describe(expert_mask), describe(num_local_tokens), describe(moe_buf), describe(path),
+               None if out is None else (out.__class__, *map(describe, out)))
+    except Exception:  # not describable: the validating path raises the right error
+        key = None
+    plan = _plans.get(key, logits, topk, unit_size, renormalize, expert_mask, num_local_tokens, moe_buf, path, out)
+    return plan(logits, expert_mask, num_local_tokens, moe_buf, out)

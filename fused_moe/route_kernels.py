@@ -2,13 +2,15 @@
 zeroing in one launch. Only ``@triton.jit`` code.
 
 Grid: (G + Z,).
-- Programs [0, G) gate one tile of BLOCK_T rows each (``gating_rows``) and write
-  topk_ids / topk_weights. With G == 1 (SINGLE_TILE) program 0 then sorts at once,
-  reading its own rows back after a barrier. (Sorting the tile straight from registers
-  measured slower on an H200: 10.4 against 7.5 us at T=1, see docs/notes.md.)
-  With G > 1 each program takes a ticket from ``counter``; the last arriver, which
-  waits on nobody (no spin-wait: the interpreter runs programs one after another),
-  resets the counter for the next call or graph replay and sorts every assignment.
+- Programs [0, G) gate one tile of BLOCK_T rows each (``select_topk``), write
+  topk_ids / topk_weights and sort the tile straight from registers: in the tile's
+  [BLOCK_T, BLOCK_E] layout an assignment's place inside its expert is a cumulative
+  sum down the rows (``tile_assignments``). No sort network, no memory round trip.
+  With G == 1 (SINGLE_TILE) program 0 writes the final layout at once.
+  With G > 1 each program writes its tile's keys and counts, then takes a ticket from
+  ``counter``; the last arriver, which waits on nobody (no spin-wait: the interpreter
+  runs programs one after another), resets the counter for the next call or graph
+  replay and places every tile.
 - Programs [G, G + Z) zero moe_buf rows [0, M), M read on the device: the
   data-dependent loop under a runtime branch of SPEC section 4.
 
@@ -18,47 +20,107 @@ zero between calls.
 import triton
 import triton.language as tl
 
-from .gating_kernels import gating_rows
-from .sorting_kernels import local_token_count, place_presorted, presort_tile, sort_assignments, zero_rows
+from .gating_kernels import select_topk, store_topk, taken_slots, tile_weights
+from .sorting_kernels import as_bits, as_words, local_token_count, place_presorted, write_layout, zero_rows
+
+
+@triton.jit
+def tile_assignments(packed, i_t, M, mask_ptr, E, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr):
+    """The sorted assignments of a ``select_topk`` tile, in its [BLOCK_T, BLOCK_E] layout:
+    -> (sel, slot, rank, counts): selected with t < M and the expert kept, its top-k slot,
+    how many earlier rows of the tile chose the same expert, and the tile's expert counts.
+    A row's experts are distinct, so (expert, row) order is the sort's (expert, position)."""
+    taken, slot = taken_slots(packed)
+    sel = taken & (i_t < M)[:, None]
+    if HAS_MASK:
+        i_e = tl.arange(0, BLOCK_E)
+        sel = sel & (tl.load(mask_ptr + i_e, mask=i_e < E, other=0) != 0)[None, :]
+    s = sel.to(tl.int32)
+    return sel, slot, tl.cumsum(s, 0) - s, tl.sum(s, 0)
+
+
+@triton.jit
+def route_single_tile(
+    logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr,
+    sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr, M, T, E,
+    K: tl.constexpr, U: tl.constexpr, RENORMALIZE: tl.constexpr, HAS_MASK: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, PAD_W: tl.constexpr,
+):
+    """Gate all T <= BLOCK_T rows and sort them from registers: slot = start of the expert
+    + rank among earlier rows. No sort, no scan over assignments, no memory round trip."""
+    i_t, x, x_max, denom, packed, b_id, b_w = select_topk(logits_ptr, stride_t, stride_e, 0, T, E,
+                                                          K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+    store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K, BLOCK_K)
+    sel, slot, rank, counts = tile_assignments(packed, i_t, M, mask_ptr, E, HAS_MASK, BLOCK_E)
+    starts, local = write_layout(counts, mask_ptr, sorted_ids_ptr, sorted_w_ptr, num_valid_ptr, M, E,
+                                 K, U, HAS_MASK, BLOCK_E, PAD_W)
+    dest = starts[None, :] + rank
+    tl.store(sorted_ids_ptr + dest, (slot << 24) | i_t[:, None], mask=sel)
+    tl.store(sorted_w_ptr + dest, tile_weights(x, x_max, denom).to(tl.int32, bitcast=True), mask=sel)
+    head = sel & (dest % U == 0)  # padding only ends a run, so every block starts with a real entry
+    tl.store(sorted_eids_ptr + dest // U, tl.broadcast_to(local[None, :], [BLOCK_T, BLOCK_E]), mask=head)
+
+
+@triton.jit
+def presort_tile(
+    logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr,
+    keys_ptr,  # (tiles, BLOCK_N) int64: output, this tile by (expert, position) with weight bits, then -1
+    hist_ptr,  # (tiles, BLOCK_E) int32: output, this tile's expert counts
+    tile, M, T, E,
+    K: tl.constexpr, RENORMALIZE: tl.constexpr, HAS_MASK: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """Gate one tile and sort its assignments from registers, in parallel with the other
+    tiles, so the last arriver only has to place them (``place_presorted``)."""
+    row0 = tile * BLOCK_T
+    i_t, x, x_max, denom, packed, b_id, b_w = select_topk(logits_ptr, stride_t, stride_e, row0, T, E,
+                                                          K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+    store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K, BLOCK_K)
+    sel, slot, rank, counts = tile_assignments(packed, i_t, M, mask_ptr, E, HAS_MASK, BLOCK_E)
+    i_e = tl.arange(0, BLOCK_E)
+    dest = (tl.cumsum(counts, 0) - counts)[None, :] + rank
+    hi = i_e[None, :] * BLOCK_N + (i_t - row0)[:, None] * K + slot
+    w_bits = tile_weights(x, x_max, denom).to(tl.int32, bitcast=True)
+    base = keys_ptr + tile * BLOCK_N
+    tl.store(base + dest, (hi.to(tl.int64) << 32) | (w_bits.to(tl.int64) & 0xFFFFFFFF), mask=sel)
+    i_n = tl.arange(0, BLOCK_N)
+    tl.store(base + i_n, tl.full([BLOCK_N], -1, tl.int64), mask=i_n >= tl.sum(counts, 0))
+    tl.store(hist_ptr + tile * BLOCK_E + i_e, counts)
 
 
 @triton.jit
 def fused_route_kernel(
     logits_ptr, stride_t, stride_e,  # (T, E) float32/float16/bfloat16: input
-    weights_ptr,  # (T, K) float32: output, read back by the sorter
-    ids_ptr,  # (T, K) int32: output, read back by the sorter
+    weights_ptr,  # (T, K) float32: output
+    ids_ptr,  # (T, K) int32: output
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input, num_local_tokens on the device (when M_ON_DEVICE)
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs
     counter_ptr,  # (1,) int32: arrival counter, zero between calls
     keys_ptr,  # (G, BLOCK_N) int64: workspace, presorted tiles (G > 1 only)
     hist_ptr,  # (G, BLOCK_E) int32: workspace, tile histograms, then placement deltas (G > 1 only)
-    buf_ptr, buf_row_words,  # moe_buf as words: output (when HAS_BUF)
+    buf_ptr, buf_row_words,  # moe_buf: output, zeroed as BUF_WORD-byte words (when HAS_BUF)
     m_value, T, E, num_gate_tiles,
     K: tl.constexpr, U: tl.constexpr, RENORMALIZE: tl.constexpr, HAS_MASK: tl.constexpr,
-    M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr, SINGLE_TILE: tl.constexpr,
+    M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr, BUF_WORD: tl.constexpr, SINGLE_TILE: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
-    BLOCK_A: tl.constexpr, PAD_W: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr,
-    PLACE_BLOCK: tl.constexpr, SINGLE_CHUNK: tl.constexpr, BLOCK_Z: tl.constexpr,
+    PAD_W: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr, PLACE_BLOCK: tl.constexpr,
+    BLOCK_Z: tl.constexpr,
 ):
     """Grid: (G + Z,). Program p < G owns gating rows [p*BLOCK_T, (p+1)*BLOCK_T); the one
     that sorts (p == 0 when G == 1, else the last arriver) owns every sorting output;
     programs p >= G zero moe_buf (see the module docstring)."""
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
+    sorted_w_ptr = as_bits(sorted_w_ptr)
     if pid < num_gate_tiles:
-        gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, pid * BLOCK_T, T, E,
-                    K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
-        tl.debug_barrier()  # this program's topk rows are written before anyone reads them
-        # Weights are float32 in memory; the sorter copies their bits as int32.
-        w_bits = weights_ptr.to(tl.pointer_type(tl.int32))
         if SINGLE_TILE:
-            sort_assignments(ids_ptr, K, 1, w_bits, K, 1, mask_ptr,
-                             sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,
-                             M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, PAD_W, SINGLE_CHUNK, "")
+            route_single_tile(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr,
+                              sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr, M, T, E,
+                              K, U, RENORMALIZE, HAS_MASK, BLOCK_T, BLOCK_E, BLOCK_K, PAD_W)
         else:
-            presort_tile(ids_ptr, w_bits, mask_ptr, keys_ptr, hist_ptr, pid, pid * BLOCK_T, M, E,
-                         K, HAS_MASK, BLOCK_T, BLOCK_E, BLOCK_N)
+            presort_tile(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr, keys_ptr, hist_ptr,
+                         pid, M, T, E, K, RENORMALIZE, HAS_MASK, BLOCK_T, BLOCK_E, BLOCK_K, BLOCK_N)
             tl.debug_barrier()  # this tile's keys and histogram are written before its ticket says so
             ticket = tl.atomic_add(counter_ptr, 1, sem="acq_rel")
             if ticket == num_gate_tiles - 1:
@@ -67,5 +129,5 @@ def fused_route_kernel(
                                 num_valid_ptr, num_gate_tiles, M, E, K, U, HAS_MASK, BLOCK_T, BLOCK_E, BLOCK_N,
                                 SCAN_ROWS, PAD_W, PLACE_BLOCK)
     elif HAS_BUF:
-        zero_rows(buf_ptr, M.to(tl.int64) * buf_row_words, pid - num_gate_tiles,
+        zero_rows(as_words(buf_ptr, BUF_WORD), M.to(tl.int64) * buf_row_words, pid - num_gate_tiles,
                   tl.num_programs(0) - num_gate_tiles, BLOCK_Z)

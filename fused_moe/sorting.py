@@ -1,87 +1,107 @@
-"""Host side of MoE sorting: validate, allocate, launch."""
+"""Host side of MoE sorting: validate once per plan, allocate, launch."""
 import torch
 
 from . import buffers, config
-from .results import SortingResult
 from .dispatch import DISPATCH_THRESHOLDS
+from .launcher import KernelLaunch
+from .plans import PlanCache, describe
+from .results import SortingResult
 from .sorting_kernels import moe_sorting_kernel, tile_histogram_kernel, tile_offsets_kernel, tile_scatter_kernel
 from .validation import (MAX_TOPK_SORTED, check_int, check_same_device, check_tensor, check_tokens,
-                         expert_mask_arg, local_tokens_arg, moe_buf_arg)
+                         expert_mask_arg, kernel_pointers, local_tokens_arg, moe_buf_arg)
+
+_SORT_INPUTS = ("ids_ptr", "w_ptr", "mask_ptr", "m_ptr")
+_SORT_OUTPUTS = ("sorted_ids_ptr", "sorted_w_ptr", "sorted_eids_ptr", "num_valid_ptr")
 
 
 class SortingArgs:
-    """Validated sorting arguments in the form the kernels take."""
+    """Validated sorting arguments in the form the kernels take: everything but addresses."""
 
     def __init__(self, T, K, E, unit_size, expert_mask, num_local_tokens, moe_buf, ref):
         check_int("num_experts", E, 1)
         check_int("unit_size", unit_size, 1)
         check_tokens(T)
         self.T, self.K, self.E, self.U = T, K, E, unit_size
-        self.mask = expert_mask_arg(expert_mask, E, ref)
-        self.m_tensor, self.m_value = local_tokens_arg(num_local_tokens, T, ref)
-        self.buf, self.buf_row_words = moe_buf_arg(moe_buf, T, ref)
+        has_mask = expert_mask_arg(expert_mask, E, ref) is not None
+        m_tensor, m_value = local_tokens_arg(num_local_tokens, T, ref)
+        buf_word, buf_row_words = moe_buf_arg(moe_buf, T, ref)
         self.device = ref.device
         self.block_e = config.next_pow2(E)
-        self.block_a = config.sort_chunk(T, K)
-        self.zero_programs = config.zero_programs(T, self.buf_row_words, ref.device) if self.buf is not None else 0
-
-    def outputs(self, out):
-        if out is None:
-            return buffers.allocate_sorting_outputs(self.T, self.K, self.E, self.U, self.device)
-        return buffers.check_sorting_out(out, self.T, self.K, self.E, self.U, self.device)
-
-    def kernel_args(self, dummy):
-        """Pointer / flag arguments shared by every sorting launch."""
-        return dict(
-            mask_ptr=dummy if self.mask is None else self.mask,
-            m_ptr=dummy if self.m_tensor is None else self.m_tensor,
-            buf_ptr=dummy if self.buf is None else self.buf,
-            buf_row_words=self.buf_row_words,
-            m_value=self.m_value, T=self.T, E=self.E,
-            K=self.K, U=self.U, HAS_MASK=self.mask is not None, M_ON_DEVICE=self.m_tensor is not None,
-            HAS_BUF=self.buf is not None, BLOCK_E=self.block_e, BLOCK_A=self.block_a,
-            PAD_W=config.pad_width(self.U, self.block_e), BLOCK_Z=config.ZERO_BLOCK,
-            SINGLE_CHUNK=self.T * self.K <= self.block_a,
+        self.zero_programs = config.zero_programs(T, buf_row_words, ref.device) if moe_buf is not None else 0
+        self.static = dict(
+            buf_row_words=buf_row_words, m_value=m_value, T=T, E=E, K=K, U=unit_size,
+            HAS_MASK=has_mask, M_ON_DEVICE=m_tensor is not None, HAS_BUF=moe_buf is not None,
+            BUF_WORD=buf_word or 4, BLOCK_E=self.block_e, PAD_W=config.pad_width(unit_size, self.block_e),
+            BLOCK_Z=config.ZERO_BLOCK,
         )
 
 
-def launch_sorting(args, topk_ids, topk_weights, out):
-    """Small batches: one launch, program 0 sorts while programs 1.. zero moe_buf.
-    Larger ones: histogram, scan and scatter launches, every tile in parallel."""
-    w_bits = topk_weights.view(torch.int32)
-    inputs = (topk_ids, topk_ids.stride(0), topk_ids.stride(1), w_bits, w_bits.stride(0), w_bits.stride(1))
-    if args.T <= DISPATCH_THRESHOLDS["sort_single_program"]:
-        moe_sorting_kernel[(1 + args.zero_programs,)](
-            *inputs,
-            sorted_ids_ptr=out.sorted_token_ids, sorted_w_ptr=out.sorted_weights.view(torch.int32),
-            sorted_eids_ptr=out.sorted_expert_ids, num_valid_ptr=out.num_valid_ids,
-            **args.kernel_args(out.num_valid_ids),
-            num_warps=4,
-        )
-        return
-    _launch_tiled(args, inputs, out)
+class SortingPlan:
+    """The launches that sort (T, K) topk tensors with these strides (and zero moe_buf)."""
+
+    def __init__(self, args, ids_strides, w_strides):
+        self.args = args
+        block_a = config.sort_chunk(args.T, args.K)
+        static = dict(args.static, ids_stride_t=ids_strides[0], ids_stride_k=ids_strides[1],
+                      w_stride_t=w_strides[0], w_stride_k=w_strides[1], BLOCK_A=block_a,
+                      SINGLE_CHUNK=args.T * args.K <= block_a)
+        self.single_program = args.T <= DISPATCH_THRESHOLDS["sort_single_program"]
+        if self.single_program:
+            self.sort = KernelLaunch(moe_sorting_kernel, 1 + args.zero_programs, 4,
+                                     _SORT_INPUTS + _SORT_OUTPUTS + ("buf_ptr",), static)
+            return
+        # T > sort_single_program, so a full chunk of assignments per tile
+        self.tiles = config.cdiv(args.T * args.K, block_a)
+        static.update(BLOCK_S=block_a, num_tiles=self.tiles,
+                      SCAN_ROWS=min(config.next_pow2(self.tiles), max(1, 8192 // args.block_e)))
+        self.histogram = KernelLaunch(tile_histogram_kernel, self.tiles, 4,
+                                      ("ids_ptr", "mask_ptr", "m_ptr", "tile_base_ptr"), static)
+        self.offsets = KernelLaunch(tile_offsets_kernel, 1 + args.zero_programs, 4,
+                                    ("tile_base_ptr", "local_ptr", "mask_ptr", "m_ptr", "sorted_ids_ptr",
+                                     "sorted_w_ptr", "num_valid_ptr", "buf_ptr"), static)
+        self.scatter = KernelLaunch(tile_scatter_kernel, self.tiles, 4,
+                                    _SORT_INPUTS + ("tile_base_ptr", "local_ptr") + _SORT_OUTPUTS[:3], static)
+
+    def __call__(self, topk_ids, topk_weights, out, mask, m, buf):
+        """out: the four sorting outputs in SortingResult order. Small batches: one launch, program 0 sorts while programs 1.. zero moe_buf.
+        Larger ones: histogram, scan and scatter launches, every tile in parallel."""
+        if self.single_program:
+            self.sort(topk_ids, topk_weights, mask, m, *out, buf)
+            return
+        block_e = self.args.block_e
+        workspace = torch.empty((self.tiles + 1) * block_e, dtype=torch.int32, device=self.args.device)
+        tile_base, local = workspace[: self.tiles * block_e], workspace[self.tiles * block_e:]
+        self.histogram(topk_ids, mask, m, tile_base)
+        sorted_ids, sorted_w, _, num_valid = out
+        self.offsets(tile_base, local, mask, m, sorted_ids, sorted_w, num_valid, buf)
+        self.scatter(topk_ids, topk_weights, mask, m, tile_base, local, *out[:3])
 
 
-def _launch_tiled(args, inputs, out):
-    common = args.kernel_args(out.num_valid_ids)
-    block_s = args.block_a  # T > sort_single_program, so a full chunk of assignments per tile
-    tiles = config.cdiv(args.T * args.K, block_s)
-    workspace = torch.empty((tiles + 1) * args.block_e, dtype=torch.int32, device=args.device)
-    tile_base, local = workspace[: tiles * args.block_e], workspace[tiles * args.block_e:]
-    pick = lambda *names: {name: common[name] for name in names}
-    flags = pick("mask_ptr", "m_ptr", "m_value", "T", "E", "K", "HAS_MASK", "M_ON_DEVICE", "BLOCK_E")
-    tile_histogram_kernel[(tiles,)](*inputs[:3], tile_base_ptr=tile_base, BLOCK_S=block_s, **flags, num_warps=4)
-    tile_offsets_kernel[(1 + args.zero_programs,)](
-        tile_base, local, sorted_ids_ptr=out.sorted_token_ids, sorted_w_ptr=out.sorted_weights.view(torch.int32),
-        num_valid_ptr=out.num_valid_ids, num_tiles=tiles,
-        SCAN_ROWS=min(config.next_pow2(tiles), max(1, 8192 // args.block_e)),
-        **flags, **pick("buf_ptr", "buf_row_words", "U", "HAS_BUF", "PAD_W", "BLOCK_Z"), num_warps=4,
-    )
-    tile_scatter_kernel[(tiles,)](
-        *inputs, tile_base_ptr=tile_base, local_ptr=local,
-        sorted_ids_ptr=out.sorted_token_ids, sorted_w_ptr=out.sorted_weights.view(torch.int32),
-        sorted_eids_ptr=out.sorted_expert_ids, BLOCK_S=block_s, U=args.U, **flags, num_warps=4,
-    )
+class _MoeSortingPlan:
+    def __init__(self, topk_ids, topk_weights, num_experts, unit_size, expert_mask, num_local_tokens,
+                 moe_buf, out):
+        check_tensor("topk_ids", topk_ids, dtypes=(torch.int32,), ndim=2)
+        check_tensor("topk_weights", topk_weights, dtypes=(torch.float32,), ndim=2)
+        if topk_weights.shape != topk_ids.shape:
+            raise ValueError(f"topk_weights must have the shape of topk_ids {tuple(topk_ids.shape)}, "
+                             f"got {tuple(topk_weights.shape)}")
+        check_same_device("topk_weights", topk_weights, topk_ids)
+        T, K = topk_ids.shape
+        check_int("topk (topk_ids.shape[1])", K, 1, MAX_TOPK_SORTED)
+        args = SortingArgs(T, K, num_experts, unit_size, expert_mask, num_local_tokens, moe_buf, topk_ids)
+        if out is not None:
+            buffers.check_sorting_out(out, T, K, num_experts, unit_size, args.device)
+        self.shape = (T, K, num_experts, unit_size, args.device)
+        self.sort = SortingPlan(args, topk_ids.stride(), topk_weights.stride())
+
+    def __call__(self, topk_ids, topk_weights, expert_mask, num_local_tokens, moe_buf, out):
+        out = buffers.allocate_sorting_outputs(*self.shape) if out is None else SortingResult(*out)
+        self.sort(topk_ids, topk_weights, out, *kernel_pointers(expert_mask, num_local_tokens, moe_buf,
+                                                                out.num_valid_ids))
+        return out
+
+
+_plans = PlanCache(_MoeSortingPlan)
 
 
 def moe_sorting(topk_ids, topk_weights, num_experts, *, unit_size=32, expert_mask=None,
@@ -92,15 +112,12 @@ def moe_sorting(topk_ids, topk_weights, num_experts, *, unit_size=32, expert_mas
     are written; the rest of each buffer is left untouched. ``num_local_tokens`` may be an
     int32 device tensor, read by the kernel (no host sync; values are clamped to [0, T]).
     """
-    check_tensor("topk_ids", topk_ids, dtypes=(torch.int32,), ndim=2)
-    check_tensor("topk_weights", topk_weights, dtypes=(torch.float32,), ndim=2)
-    if topk_weights.shape != topk_ids.shape:
-        raise ValueError(f"topk_weights must have the shape of topk_ids {tuple(topk_ids.shape)}, "
-                         f"got {tuple(topk_weights.shape)}")
-    check_same_device("topk_weights", topk_weights, topk_ids)
-    T, K = topk_ids.shape
-    check_int("topk (topk_ids.shape[1])", K, 1, MAX_TOPK_SORTED)
-    args = SortingArgs(T, K, num_experts, unit_size, expert_mask, num_local_tokens, moe_buf, topk_ids)
-    out = args.outputs(out)
-    launch_sorting(args, topk_ids, topk_weights, out)
-    return SortingResult(*out)
+    try:
+        key = (describe(topk_ids), describe(topk_weights), describe(num_experts), describe(unit_size),
+               describe(expert_mask), describe(num_local_tokens), describe(moe_buf),
+               None if out is None else (out.__class__, *map(describe, out)))
+    except Exception:  # not describable: the validating path raises the right error
+        key = None
+    plan = _plans.get(key, topk_ids, topk_weights, num_experts, unit_size, expert_mask, num_local_tokens,
+                      moe_buf, out)
+    return plan(topk_ids, topk_weights, expert_mask, num_local_tokens, moe_buf, out)

@@ -13,15 +13,15 @@ Paths built from them:
 - ``sort_assignments``: one program walks all M*K assignments from memory in chunks
   (pass 1 histogram, pass 2 scatter); the cursor stays in registers.
 - presorted (fused route, several gating tiles): every gating program sorts its own tile
-  (``presort_tile``); the last arriver scans the tile histograms and places every tile
-  with one gather per entry (``place_presorted``), no sorting left on its serial path.
+  from registers (route_kernels.presort_tile); the last arriver scans the tile histograms
+  and places every tile with one gather per entry (``place_presorted``).
 - tiled (``tile_histogram_kernel`` -> ``tile_offsets_kernel`` -> ``tile_scatter_kernel``):
   per-tile histograms, one exclusive scan over tiles, then every tile scatters in parallel.
 
 | name              | shape        | dtype | meaning                                   | pad value      |
 |-------------------|--------------|-------|-------------------------------------------|----------------|
 | sorted_token_ids  | capacity     | int32 | (j << 24) | t, expert-major               | (K << 24) | M  |
-| sorted_weights    | capacity     | int32 | bits of topk_weights[t, j]                | 0 (== 0.0f)    |
+| sorted_weights    | capacity     | float32, written as int32 bits | topk_weights[t, j] | 0 (== 0.0f) |
 | sorted_expert_ids | capacity / U | int32 | local expert id of each U-slot block      | none (prefix)  |
 | num_valid_ids     | 2            | int32 | [total, M]                                | -              |
 | tile_base         | (tiles, BLOCK_E) | int32 | tiled path: histogram, then first slot of each (tile, expert) | - |
@@ -42,6 +42,26 @@ def local_token_count(m_ptr, m_value, T, M_ON_DEVICE: tl.constexpr):
     else:
         m = m_value
     return tl.minimum(tl.maximum(m, 0), T)
+
+
+@triton.jit
+def as_bits(ptr):
+    """A float32 pointer as int32: weights travel as bit patterns (bit-exact on every lane)."""
+    return ptr.to(tl.pointer_type(tl.int32))
+
+
+@triton.jit
+def as_words(ptr, WORD: tl.constexpr):
+    """moe_buf as WORD-byte integers (the widest that divides a row and the base address)."""
+    if WORD == 8:
+        words = ptr.to(tl.pointer_type(tl.int64))
+    elif WORD == 4:
+        words = ptr.to(tl.pointer_type(tl.int32))
+    elif WORD == 2:
+        words = ptr.to(tl.pointer_type(tl.int16))
+    else:
+        words = ptr.to(tl.pointer_type(tl.int8))
+    return words
 
 
 @triton.jit
@@ -191,30 +211,8 @@ def sort_assignments(
 
 
 @triton.jit
-def presort_tile(
-    ids_ptr, w_ptr,  # (T, K) int32 (weights as bits), contiguous: input, rows written by this program
-    mask_ptr,  # (E,): input
-    keys_ptr,  # (tiles, BLOCK_N) int64: output, this tile sorted by (expert, position) with weight bits
-    hist_ptr,  # (tiles, BLOCK_E) int32: output, this tile's expert histogram
-    tile, row0, M, E,
-    K: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-):
-    """Sort one gating tile's assignments (rows [row0, row0 + BLOCK_T), t < M) in parallel with
-    the other tiles, so the last arriver only has to place them."""
-    i_n = tl.arange(0, BLOCK_N)
-    f = row0 * K + i_n
-    n_end = tl.minimum(M, row0 + BLOCK_T) * K
-    e, keep = load_assignments(ids_ptr, K, 1, mask_ptr, f, n_end, E, K, HAS_MASK, "")
-    w = load_weight_bits(w_ptr, K, 1, f, n_end, K, "")
-    hi = tl.where(keep, e, BLOCK_E) * BLOCK_N + i_n
-    tl.store(keys_ptr + tile * BLOCK_N + i_n, tl.sort((hi.to(tl.int64) << 32) | (w.to(tl.int64) & 0xFFFFFFFF)))
-    tl.store(hist_ptr + tile * BLOCK_E + tl.arange(0, BLOCK_E), tl.histogram(e, BLOCK_E, mask=keep))
-
-
-@triton.jit
 def place_presorted(
-    keys_ptr, hist_ptr,  # from presort_tile of every tile: input (hist is overwritten)
+    keys_ptr, hist_ptr,  # from route_kernels.presort_tile of every tile: input (hist is overwritten)
     mask_ptr, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # see the table
     num_tiles, M, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_T: tl.constexpr,
@@ -274,26 +272,27 @@ def zero_rows(buf_ptr, n_words, part, parts, BLOCK_Z: tl.constexpr):
 @triton.jit
 def moe_sorting_kernel(
     ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32: input
-    w_ptr, w_stride_t, w_stride_k,  # (T, K) int32 bits of float32: input
+    w_ptr, w_stride_t, w_stride_k,  # (T, K) float32: input
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input, num_local_tokens on the device (when M_ON_DEVICE)
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs
-    buf_ptr,  # moe_buf viewed as words: output, rows [0, M) zeroed (when HAS_BUF)
+    buf_ptr,  # moe_buf: output, rows [0, M) zeroed as BUF_WORD-byte words (when HAS_BUF)
     buf_row_words,
     m_value, T, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
-    HAS_BUF: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, PAD_W: tl.constexpr,
-    SINGLE_CHUNK: tl.constexpr, BLOCK_Z: tl.constexpr,
+    HAS_BUF: tl.constexpr, BUF_WORD: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr,
+    PAD_W: tl.constexpr, SINGLE_CHUNK: tl.constexpr, BLOCK_Z: tl.constexpr,
 ):
     """Grid: (1 + Z,). Program 0 sorts every assignment; programs 1..Z zero moe_buf rows [0, M)."""
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     if pid == 0:
-        sort_assignments(ids_ptr, ids_stride_t, ids_stride_k, w_ptr, w_stride_t, w_stride_k, mask_ptr,
-                         sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,
+        sort_assignments(ids_ptr, ids_stride_t, ids_stride_k, as_bits(w_ptr), w_stride_t, w_stride_k, mask_ptr,
+                         sorted_ids_ptr, as_bits(sorted_w_ptr), sorted_eids_ptr, num_valid_ptr,
                          M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, PAD_W, SINGLE_CHUNK, "")
     elif HAS_BUF:
-        zero_rows(buf_ptr, M.to(tl.int64) * buf_row_words, pid - 1, tl.num_programs(0) - 1, BLOCK_Z)
+        zero_rows(as_words(buf_ptr, BUF_WORD), M.to(tl.int64) * buf_row_words, pid - 1, tl.num_programs(0) - 1,
+                  BLOCK_Z)
 
 
 @triton.jit
@@ -321,10 +320,11 @@ def tile_offsets_kernel(
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
     sorted_ids_ptr, sorted_w_ptr, num_valid_ptr,  # outputs: padding slots and counts
-    buf_ptr, buf_row_words,  # moe_buf as words: output (when HAS_BUF)
+    buf_ptr, buf_row_words,  # moe_buf: output (when HAS_BUF)
     num_tiles, m_value, T, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr,
-    BLOCK_E: tl.constexpr, SCAN_ROWS: tl.constexpr, PAD_W: tl.constexpr, BLOCK_Z: tl.constexpr,
+    BUF_WORD: tl.constexpr, BLOCK_E: tl.constexpr, SCAN_ROWS: tl.constexpr, PAD_W: tl.constexpr,
+    BLOCK_Z: tl.constexpr,
 ):
     """Grid: (1 + Z,). Program 0 scans the tile histograms (SCAN_ROWS tiles at a time) into
     per-(tile, expert) first slots and writes the padding; programs 1..Z zero moe_buf."""
@@ -341,7 +341,7 @@ def tile_offsets_kernel(
         tl.store(num_valid_ptr, total)
         tl.store(num_valid_ptr + 1, M)
         tl.store(local_ptr + tl.arange(0, BLOCK_E), local)
-        fill_padding(starts, counts, padded, sorted_ids_ptr, sorted_w_ptr, (K << 24) | M, U, BLOCK_E, PAD_W)
+        fill_padding(starts, counts, padded, sorted_ids_ptr, as_bits(sorted_w_ptr), (K << 24) | M, U, BLOCK_E, PAD_W)
         running = starts
         for r0 in range(0, num_tiles, SCAN_ROWS):
             m_r = (r0 + i_r) < num_tiles
@@ -350,13 +350,14 @@ def tile_offsets_kernel(
             tl.store(p_h, running[None, :] + tl.cumsum(h, 0) - h, mask=m_r)
             running += tl.sum(h, axis=0)
     elif HAS_BUF:
-        zero_rows(buf_ptr, M.to(tl.int64) * buf_row_words, pid - 1, tl.num_programs(0) - 1, BLOCK_Z)
+        zero_rows(as_words(buf_ptr, BUF_WORD), M.to(tl.int64) * buf_row_words, pid - 1, tl.num_programs(0) - 1,
+                  BLOCK_Z)
 
 
 @triton.jit
 def tile_scatter_kernel(
     ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32: input
-    w_ptr, w_stride_t, w_stride_k,  # (T, K) int32 bits of float32: input
+    w_ptr, w_stride_t, w_stride_k,  # (T, K) float32: input
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
     tile_base_ptr,  # (tiles, BLOCK_E) int32: input, first slot of each (tile, expert)
@@ -371,9 +372,9 @@ def tile_scatter_kernel(
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     f = pid * BLOCK_S + tl.arange(0, BLOCK_S)
     e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, M * K, E, K, HAS_MASK, "")
-    w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, f, M * K, K, "")
+    w = load_weight_bits(as_bits(w_ptr), w_stride_t, w_stride_k, f, M * K, K, "")
     e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_S)
     f_s = pid * BLOCK_S + i_s
     i_e = tl.arange(0, BLOCK_E)
     place_sorted(e_s, ((f_s % K) << 24) | (f_s // K), w_s, tl.load(tile_base_ptr + pid * BLOCK_E + i_e),
-                 tl.load(local_ptr + i_e), sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, U, BLOCK_E, BLOCK_S)
+                 tl.load(local_ptr + i_e), sorted_ids_ptr, as_bits(sorted_w_ptr), sorted_eids_ptr, U, BLOCK_E, BLOCK_S)

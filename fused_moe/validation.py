@@ -62,8 +62,6 @@ def expert_mask_arg(expert_mask, num_experts, ref):
     if expert_mask.numel() != num_experts:
         raise ValueError(f"expert_mask must have num_experts={num_experts} entries, got {expert_mask.numel()}")
     check_same_device("expert_mask", expert_mask, ref)
-    if expert_mask.dtype == torch.bool:
-        expert_mask = expert_mask.view(torch.uint8)
     return expert_mask
 
 
@@ -83,10 +81,10 @@ def local_tokens_arg(num_local_tokens, T, ref):
 
 
 def moe_buf_arg(moe_buf, T, ref):
-    """-> (word view, words per row). Rows [0, M) are zeroed byte for byte, so the buffer is
-    viewed as the widest integer word that divides a row and the base address."""
+    """-> (word bytes, words per row); (0, 0) without a buffer. Rows [0, M) are zeroed byte
+    for byte, as the widest integer word that divides a row and the base address."""
     if moe_buf is None:
-        return None, 0
+        return 0, 0
     if not isinstance(moe_buf, torch.Tensor):
         raise TypeError(f"moe_buf must be a torch.Tensor, got {type(moe_buf).__name__}")
     if moe_buf.dim() < 1 or not moe_buf.is_contiguous():
@@ -96,8 +94,25 @@ def moe_buf_arg(moe_buf, T, ref):
     check_same_device("moe_buf", moe_buf, ref)
     rows = moe_buf.shape[0]
     row_bytes = (moe_buf.numel() // rows if rows else 0) * moe_buf.element_size()
-    flat = moe_buf.reshape(-1).view(torch.uint8)
-    for word, dtype in ((8, torch.int64), (4, torch.int32), (2, torch.int16)):
-        if row_bytes % word == 0 and flat.data_ptr() % word == 0:
-            return flat.view(dtype), row_bytes // word
-    return flat, row_bytes
+    for word in (8, 4, 2):
+        if row_bytes % word == 0 and moe_buf.data_ptr() % word == 0:
+            return word, row_bytes // word
+    return 1, row_bytes
+
+
+# dtypes a Triton kernel takes a pointer to; moe_buf of any other dtype goes in as bytes
+_TRITON_DTYPES = frozenset((torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8,
+                            torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool))
+
+
+def kernel_pointers(expert_mask, num_local_tokens, moe_buf, dummy):
+    """Per call, after validation: (mask, M, moe_buf) as the kernels take them, ``dummy``
+    for each one absent."""
+    mask = dummy if expert_mask is None else (
+        expert_mask.view(torch.uint8) if expert_mask.dtype == torch.bool else expert_mask)
+    m = num_local_tokens if isinstance(num_local_tokens, torch.Tensor) else dummy
+    if moe_buf is None:
+        buf = dummy
+    else:
+        buf = moe_buf if moe_buf.dtype in _TRITON_DTYPES else moe_buf.view(torch.uint8)
+    return mask, m, buf
