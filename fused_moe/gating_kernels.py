@@ -82,10 +82,11 @@ def select_topk(
     packed = (key.to(tl.int64) << 32) | (BLOCK_E - 1 - i_e[None, :]).to(tl.int64)
     b_id = tl.zeros([BLOCK_T, BLOCK_K], dtype=tl.int32)
     b_key = tl.zeros([BLOCK_T, BLOCK_K], dtype=tl.int32)
+    taken = tl.full([BLOCK_T, 1], _TAKEN, tl.int64)  # an int64 tensor: TAKEN + k must not fold to int32
     for k in range(K):
         best = tl.max(packed, axis=1)
         col = (BLOCK_E - 1) - (best & 0xFFFFFFFF).to(tl.int32)
-        packed = tl.where(i_e[None, :] == col[:, None], _TAKEN + k, packed)
+        packed = tl.where(i_e[None, :] == col[:, None], taken + k, packed)
         b_id = tl.where(i_k == k, col[:, None], b_id)
         b_key = tl.where(i_k == k, (best >> 32).to(tl.int32)[:, None], b_key)
 
