@@ -12,7 +12,7 @@ import torch
 import triton
 
 import fused_moe
-from fused_moe import buffers, launcher
+from fused_moe import buffers, launcher, plans
 
 
 @triton.jit
@@ -35,7 +35,7 @@ def host_us(fn, n=3000):
 
 
 def main():
-    dev = torch.device("cuda")
+    dev = torch.device("cuda", 0)
     T, E, K, D = 1, 256, 8, 7168
     x = torch.randn(T, E, device=dev, dtype=torch.bfloat16)
     buf = torch.randn(T, D, device=dev, dtype=torch.bfloat16)
@@ -53,6 +53,8 @@ def main():
         "launcher.current_stream": lambda: launcher.current_stream(0),
         "6 x torch.empty": lambda: [torch.empty(8, dtype=torch.int32, device=dev) for _ in range(6)],
         "topk_gating_softmax": lambda: fused_moe.topk_gating_softmax(x, K),
+        "empty + split into 6": lambda: torch.empty(64, dtype=torch.int32, device=dev).split([8, 8, 16, 16, 8, 8]),
+        "describe(logits)": lambda: plans.describe(x),
     }
     print(torch.cuda.get_device_name(), "triton", triton.__version__, "torch", torch.__version__)
     for name, fn in pieces.items():

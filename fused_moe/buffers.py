@@ -22,34 +22,25 @@ def check_capacity(T, K, E, unit_size):
     return slots, blocks
 
 
-def _carve(device, *sizes):
-    """One int32 allocation cut into tensors of these sizes, each starting on a 16-byte
-    boundary (one allocator call instead of one per output: host time is the decode cost)."""
-    padded = []
-    for n in sizes:
-        padded += [n, -n % 4]
-    return torch.empty(sum(padded), dtype=torch.int32, device=device).split(padded)[::2]
-
-
 def allocate_sorting_outputs(T, K, E, unit_size, device):
     """Capacity-sized SortingResult for ``out=`` (e.g. allocated once before CUDA-graph capture)."""
     slots, blocks = check_capacity(T, K, E, unit_size)
-    ids, weights, expert_ids, num_valid = _carve(device, slots, slots, blocks, 2)
-    return SortingResult(ids, weights.view(torch.float32), expert_ids, num_valid)
+    return SortingResult(
+        torch.empty(slots, dtype=torch.int32, device=device),
+        torch.empty(slots, dtype=torch.float32, device=device),
+        torch.empty(blocks, dtype=torch.int32, device=device),
+        torch.empty(2, dtype=torch.int32, device=device),
+    )
 
 
 def allocate_gating_outputs(T, K, device):
-    weights, ids = _carve(device, T * K, T * K)
-    return weights.view(torch.float32).view(T, K), ids.view(T, K)
+    return (torch.empty((T, K), dtype=torch.float32, device=device),
+            torch.empty((T, K), dtype=torch.int32, device=device))
 
 
 def allocate_route_outputs(T, K, E, unit_size, device):
     """Capacity-sized RouteResult for ``route(..., out=)``."""
-    slots, blocks = check_capacity(T, K, E, unit_size)
-    weights, ids, sorted_ids, sorted_weights, expert_ids, num_valid = _carve(
-        device, T * K, T * K, slots, slots, blocks, 2)
-    return RouteResult(weights.view(torch.float32).view(T, K), ids.view(T, K), sorted_ids,
-                       sorted_weights.view(torch.float32), expert_ids, num_valid)
+    return RouteResult(*allocate_gating_outputs(T, K, device), *allocate_sorting_outputs(T, K, E, unit_size, device))
 
 
 _SORTING_DTYPES = (torch.int32, torch.float32, torch.int32, torch.int32)
@@ -86,7 +77,11 @@ _counters = {}
 def arrival_counter(device):
     """One zeroed int32 per (device, stream): the fused kernel's last arriver resets it, so it
     is zero again after every call and every graph replay."""
-    key = (device, current_stream(device.index) if device.type == "cuda" else 0)
+    if device.type == "cuda":
+        index = torch.cuda.current_device() if device.index is None else device.index
+        key = (device, current_stream(index))
+    else:
+        key = (device, 0)
     counter = _counters.get(key)
     if counter is None:
         counter = _counters[key] = torch.zeros(1, dtype=torch.int32, device=device)

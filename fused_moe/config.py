@@ -8,7 +8,7 @@ import functools
 
 import torch
 
-from .dispatch import DISPATCH_THRESHOLDS_ASSIGNMENTS
+from .dispatch import DISPATCH_THRESHOLDS, DISPATCH_THRESHOLDS_ASSIGNMENTS
 
 def next_pow2(n):
     """Smallest power of two >= n (n >= 1). Plain Python: ``triton.next_power_of_2`` goes
@@ -37,6 +37,20 @@ def gate_tile(E, K, T):
 
 def gate_warps(block_t, block_e):
     return max(1, min(8, block_t * block_e // 512))
+
+
+def sort_from_registers(block_t, block_e):
+    """Fused single tile: sort straight from the gating tile's registers, or write the top-k
+    rows, then read them back and sort them. Registers won at 1-2 rows and lost beyond
+    (H100, both models: docs/notes.md, v5)."""
+    return block_t <= DISPATCH_THRESHOLDS["fused_register_sort"]
+
+
+def route_warps(block_t, block_e, registers):
+    """Warps of the fused route, from the same H100 sweep (2, 4 and 8 warps)."""
+    if registers:
+        return max(4, min(8, block_t * block_e // 32))
+    return 8 if block_t * block_e >= 2048 else 4
 
 
 def pad_width(U, block_e):

@@ -7,6 +7,7 @@ PATHS = ("auto", "fused", "unfused")
 
 # Token counts where the kernels change strategy (fuzzers draw T on both sides of each).
 DISPATCH_THRESHOLDS = {
+    "fused_register_sort": 2,  # fused, one tile: sorts from the gating registers up to here (tile height)
     "fused_single_tile": 16,  # fused: one gating tile (E <= 256) -> no arrival counter
     "fused_max_tokens": 128,  # auto: never fused beyond here (its last arriver places every tile)
     "sort_single_program": 64,  # sorting: one program up to here, tiled histogram/scan/scatter beyond

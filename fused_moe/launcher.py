@@ -46,7 +46,7 @@ class KernelLaunch:
         args = self.template.copy()
         for i, v in zip(self.slots, values):
             args[i] = v
-        if not _DIRECT or _knobs.runtime.launch_enter_hook is not None:
+        if not _DIRECT or _hooked(_knobs.runtime.launch_enter_hook) or _hooked(_knobs.runtime.launch_exit_hook):
             self.fn[(self.programs,)](*args, num_warps=self.num_warps)
             return
         device = torch.cuda.current_device()
@@ -55,7 +55,12 @@ class KernelLaunch:
             self.compiled[device] = self.fn[(self.programs,)](*args, num_warps=self.num_warps)
             return
         kernel.run(self.programs, 1, 1, current_stream(device), kernel.function, kernel.packed_metadata, None,
-                   None, _knobs.runtime.launch_exit_hook, *args)
+                   None, None, *args)
+
+
+def _hooked(hook):
+    """A launch hook is installed: a callable, or a non-empty HookChain (Triton >= 3.4)."""
+    return hook is not None and bool(getattr(hook, "calls", True))
 
 
 def current_stream(device_index):

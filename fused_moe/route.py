@@ -35,15 +35,17 @@ class _RoutePlan:
         self.gate_tiles = max(1, config.cdiv(args.T, block_t))
         self.block_n = config.next_pow2(block_t * args.K)
         self.block_e = block_e
+        registers = self.gate_tiles == 1 and config.sort_from_registers(block_t, block_e)
         self.fused = KernelLaunch(
             fused_route_kernel, self.gate_tiles + args.zero_programs,
-            max(4, config.gate_warps(block_t, block_e)),  # the tile's scans want 4 warps
+            config.route_warps(block_t, block_e, registers),
             _FUSED_DYNAMIC,
             dict(args.static, stride_t=logits.stride(0), stride_e=logits.stride(1), num_gate_tiles=self.gate_tiles,
                  RENORMALIZE=bool(renormalize), SINGLE_TILE=self.gate_tiles == 1, BLOCK_T=block_t,
                  BLOCK_K=block_k, BLOCK_N=self.block_n,
                  SCAN_ROWS=min(config.next_pow2(self.gate_tiles), max(1, 4096 // block_e)),
-                 PLACE_BLOCK=config.PLACE_BLOCK),
+                 PLACE_BLOCK=config.PLACE_BLOCK, SORT_FROM_REGISTERS=registers,
+                 BLOCK_A=(block_a := config.sort_chunk(args.T, args.K)), SINGLE_CHUNK=args.T * args.K <= block_a),
         )
 
     def __call__(self, logits, expert_mask, num_local_tokens, moe_buf, out):

@@ -2,12 +2,12 @@
 zeroing in one launch. Only ``@triton.jit`` code.
 
 Grid: (G + Z,).
-- Programs [0, G) gate one tile of BLOCK_T rows each (``select_topk``), write
-  topk_ids / topk_weights and sort the tile straight from registers: in the tile's
-  [BLOCK_T, BLOCK_E] layout an assignment's place inside its expert is a cumulative
-  sum down the rows (``tile_assignments``). No sort network, no memory round trip.
-  With G == 1 (SINGLE_TILE) program 0 writes the final layout at once.
-  With G > 1 each program writes its tile's keys and counts, then takes a ticket from
+- Programs [0, G) gate one tile of BLOCK_T rows each and write topk_ids / topk_weights.
+  With G == 1 (SINGLE_TILE) program 0 also sorts, one of two ways (config.sort_from_registers):
+  straight from the gating tile's registers, where an assignment's place inside its
+  expert is a popcount over the earlier rows (``tile_assignments``; fastest for 1-2 rows),
+  or by reading its rows back after a barrier and sorting them (``sort_assignments``).
+  With G > 1 each program sorts its own tile (``presort_tile``) and takes a ticket from
   ``counter``; the last arriver, which waits on nobody (no spin-wait: the interpreter
   runs programs one after another), resets the counter for the next call or graph
   replay and places every tile.
@@ -20,23 +20,36 @@ zero between calls.
 import triton
 import triton.language as tl
 
-from .gating_kernels import select_topk, store_topk, taken_slots, tile_weights
-from .sorting_kernels import as_bits, as_words, local_token_count, place_presorted, write_layout, zero_rows
+from .gating_kernels import gating_rows, select_topk, store_topk, taken_slots, tile_weights
+from .sorting_kernels import (as_bits, as_words, local_token_count, place_presorted, presort_tile, sort_assignments,
+                              write_layout, zero_rows)
+
+
+@triton.jit
+def _popcount(v):
+    """Set bits of each int32 in [0, 2**16) (SWAR; no popc in the Triton language)."""
+    v = v - ((v >> 1) & 0x5555)
+    v = (v & 0x3333) + ((v >> 2) & 0x3333)
+    v = (v + (v >> 4)) & 0x0F0F
+    return (v + (v >> 8)) & 0x1F
 
 
 @triton.jit
 def tile_assignments(packed, i_t, M, mask_ptr, E, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr):
-    """The sorted assignments of a ``select_topk`` tile, in its [BLOCK_T, BLOCK_E] layout:
-    -> (sel, slot, rank, counts): selected with t < M and the expert kept, its top-k slot,
-    how many earlier rows of the tile chose the same expert, and the tile's expert counts.
-    A row's experts are distinct, so (expert, row) order is the sort's (expert, position)."""
+    """The sorted assignments of a ``select_topk`` tile (BLOCK_T <= 16 rows), in its
+    [BLOCK_T, BLOCK_E] layout: -> (sel, slot, rank, counts): selected with t < M and the
+    expert kept, its top-k slot, how many earlier rows of the tile chose the same expert,
+    and the tile's expert counts. A row's experts are distinct, so (expert, row) order is
+    the sort's (expert, position) order. Each expert's rows become the bits of one int32
+    (a sum down the rows, no scan); a rank is a popcount below the row's bit."""
     taken, slot = taken_slots(packed)
     sel = taken & (i_t < M)[:, None]
     if HAS_MASK:
         i_e = tl.arange(0, BLOCK_E)
         sel = sel & (tl.load(mask_ptr + i_e, mask=i_e < E, other=0) != 0)[None, :]
-    s = sel.to(tl.int32)
-    return sel, slot, tl.cumsum(s, 0) - s, tl.sum(s, 0)
+    row_bit = (1 << i_t)[:, None]
+    rows = tl.sum(tl.where(sel, row_bit, 0), axis=0)
+    return sel, slot, _popcount(rows[None, :] & (row_bit - 1)), _popcount(rows)
 
 
 @triton.jit
@@ -48,6 +61,7 @@ def route_single_tile(
 ):
     """Gate all T <= BLOCK_T rows and sort them from registers: slot = start of the expert
     + rank among earlier rows. No sort, no scan over assignments, no memory round trip."""
+    tl.static_assert(BLOCK_T <= 16, "tile_assignments packs a tile's rows into 16 bits")
     i_t, x, x_max, denom, packed, b_id, b_w = select_topk(logits_ptr, stride_t, stride_e, 0, T, E,
                                                           K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
     store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K, BLOCK_K)
@@ -59,33 +73,6 @@ def route_single_tile(
     tl.store(sorted_w_ptr + dest, tile_weights(x, x_max, denom).to(tl.int32, bitcast=True), mask=sel)
     head = sel & (dest % U == 0)  # padding only ends a run, so every block starts with a real entry
     tl.store(sorted_eids_ptr + dest // U, tl.broadcast_to(local[None, :], [BLOCK_T, BLOCK_E]), mask=head)
-
-
-@triton.jit
-def presort_tile(
-    logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr,
-    keys_ptr,  # (tiles, BLOCK_N) int64: output, this tile by (expert, position) with weight bits, then -1
-    hist_ptr,  # (tiles, BLOCK_E) int32: output, this tile's expert counts
-    tile, M, T, E,
-    K: tl.constexpr, RENORMALIZE: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr,
-):
-    """Gate one tile and sort its assignments from registers, in parallel with the other
-    tiles, so the last arriver only has to place them (``place_presorted``)."""
-    row0 = tile * BLOCK_T
-    i_t, x, x_max, denom, packed, b_id, b_w = select_topk(logits_ptr, stride_t, stride_e, row0, T, E,
-                                                          K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
-    store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K, BLOCK_K)
-    sel, slot, rank, counts = tile_assignments(packed, i_t, M, mask_ptr, E, HAS_MASK, BLOCK_E)
-    i_e = tl.arange(0, BLOCK_E)
-    dest = (tl.cumsum(counts, 0) - counts)[None, :] + rank
-    hi = i_e[None, :] * BLOCK_N + (i_t - row0)[:, None] * K + slot
-    w_bits = tile_weights(x, x_max, denom).to(tl.int32, bitcast=True)
-    base = keys_ptr + tile * BLOCK_N
-    tl.store(base + dest, (hi.to(tl.int64) << 32) | (w_bits.to(tl.int64) & 0xFFFFFFFF), mask=sel)
-    i_n = tl.arange(0, BLOCK_N)
-    tl.store(base + i_n, tl.full([BLOCK_N], -1, tl.int64), mask=i_n >= tl.sum(counts, 0))
-    tl.store(hist_ptr + tile * BLOCK_E + i_e, counts)
 
 
 @triton.jit
@@ -105,7 +92,7 @@ def fused_route_kernel(
     M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr, BUF_WORD: tl.constexpr, SINGLE_TILE: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
     PAD_W: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr, PLACE_BLOCK: tl.constexpr,
-    BLOCK_Z: tl.constexpr,
+    BLOCK_Z: tl.constexpr, SORT_FROM_REGISTERS: tl.constexpr, BLOCK_A: tl.constexpr, SINGLE_CHUNK: tl.constexpr,
 ):
     """Grid: (G + Z,). Program p < G owns gating rows [p*BLOCK_T, (p+1)*BLOCK_T); the one
     that sorts (p == 0 when G == 1, else the last arriver) owns every sorting output;
@@ -114,13 +101,23 @@ def fused_route_kernel(
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     sorted_w_ptr = as_bits(sorted_w_ptr)
     if pid < num_gate_tiles:
-        if SINGLE_TILE:
+        if SINGLE_TILE and not SORT_FROM_REGISTERS:
+            gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, 0, T, E,
+                        K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+            tl.debug_barrier()  # the topk rows are written before they are read back
+            sort_assignments(ids_ptr, K, 1, as_bits(weights_ptr), K, 1, mask_ptr,
+                             sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,
+                             M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, PAD_W, SINGLE_CHUNK, "")
+        elif SINGLE_TILE:
             route_single_tile(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr,
                               sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr, M, T, E,
                               K, U, RENORMALIZE, HAS_MASK, BLOCK_T, BLOCK_E, BLOCK_K, PAD_W)
         else:
-            presort_tile(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr, keys_ptr, hist_ptr,
-                         pid, M, T, E, K, RENORMALIZE, HAS_MASK, BLOCK_T, BLOCK_E, BLOCK_K, BLOCK_N)
+            gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, pid * BLOCK_T, T, E,
+                        K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+            tl.debug_barrier()  # this program's topk rows are written before it reads them back
+            presort_tile(ids_ptr, as_bits(weights_ptr), mask_ptr, keys_ptr, hist_ptr, pid, pid * BLOCK_T, M, E,
+                         K, HAS_MASK, BLOCK_T, BLOCK_E, BLOCK_N)
             tl.debug_barrier()  # this tile's keys and histogram are written before its ticket says so
             ticket = tl.atomic_add(counter_ptr, 1, sem="acq_rel")
             if ticket == num_gate_tiles - 1:

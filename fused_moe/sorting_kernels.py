@@ -13,8 +13,8 @@ Paths built from them:
 - ``sort_assignments``: one program walks all M*K assignments from memory in chunks
   (pass 1 histogram, pass 2 scatter); the cursor stays in registers.
 - presorted (fused route, several gating tiles): every gating program sorts its own tile
-  from registers (route_kernels.presort_tile); the last arriver scans the tile histograms
-  and places every tile with one gather per entry (``place_presorted``).
+  (``presort_tile``); the last arriver scans the tile histograms and places every tile
+  with one gather per entry (``place_presorted``), no sorting left on its serial path.
 - tiled (``tile_histogram_kernel`` -> ``tile_offsets_kernel`` -> ``tile_scatter_kernel``):
   per-tile histograms, one exclusive scan over tiles, then every tile scatters in parallel.
 
@@ -211,8 +211,30 @@ def sort_assignments(
 
 
 @triton.jit
+def presort_tile(
+    ids_ptr, w_ptr,  # (T, K) int32 (weights as bits), contiguous: input, rows written by this program
+    mask_ptr,  # (E,): input
+    keys_ptr,  # (tiles, BLOCK_N) int64: output, this tile sorted by (expert, position) with weight bits
+    hist_ptr,  # (tiles, BLOCK_E) int32: output, this tile's expert histogram
+    tile, row0, M, E,
+    K: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    """Sort one gating tile's assignments (rows [row0, row0 + BLOCK_T), t < M) in parallel with
+    the other tiles, so the last arriver only has to place them."""
+    i_n = tl.arange(0, BLOCK_N)
+    f = row0 * K + i_n
+    n_end = tl.minimum(M, row0 + BLOCK_T) * K
+    e, keep = load_assignments(ids_ptr, K, 1, mask_ptr, f, n_end, E, K, HAS_MASK, "")
+    w = load_weight_bits(w_ptr, K, 1, f, n_end, K, "")
+    hi = tl.where(keep, e, BLOCK_E) * BLOCK_N + i_n
+    tl.store(keys_ptr + tile * BLOCK_N + i_n, tl.sort((hi.to(tl.int64) << 32) | (w.to(tl.int64) & 0xFFFFFFFF)))
+    tl.store(hist_ptr + tile * BLOCK_E + tl.arange(0, BLOCK_E), tl.histogram(e, BLOCK_E, mask=keep))
+
+
+@triton.jit
 def place_presorted(
-    keys_ptr, hist_ptr,  # from route_kernels.presort_tile of every tile: input (hist is overwritten)
+    keys_ptr, hist_ptr,  # from presort_tile of every tile: input (hist is overwritten)
     mask_ptr, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # see the table
     num_tiles, M, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_T: tl.constexpr,

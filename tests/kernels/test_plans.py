@@ -1,0 +1,95 @@
+"""Plan caching and direct launches (fused_moe/plans.py, launcher.py): a cached plan must
+never stand in for a call it does not describe exactly."""
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+import fused_moe
+import oracles
+from fused_moe.launcher import KernelLaunch
+from fused_moe.sorting_kernels import moe_sorting_kernel
+
+from .harness import fresh_seed, random_logits, random_moe_buf, upcast
+from .test_route import run_route
+
+route_module = importlib.import_module("fused_moe.route")
+
+
+def test_same_shape_other_alignment_runs_its_own_plan(device):
+    """Same shape and strides, but the second tensor starts 2 bytes past a 16-byte boundary:
+    Triton specializes on alignment, so it must not reuse the first call's kernel."""
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    T, E, K = 3, 257, 8
+    wide = random_logits(rng, T + 1, E, torch.bfloat16, device).contiguous()
+    flat = wide.reshape(-1)
+    aligned, shifted = flat[: T * E].view(T, E), flat[1: 1 + T * E].view(T, E)
+    assert aligned.data_ptr() % 16 == 0 and shifted.data_ptr() % 16 == 2
+    for path in ("fused", "unfused"):
+        for logits in (aligned, shifted, aligned):
+            _, report = run_route(logits, K, 4, path, device)
+            assert report.ok, f"seed={seed} path={path} address % 16 = {logits.data_ptr() % 16}\n{report}"
+
+
+def test_host_token_count_changes_between_calls(device):
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    T, E, K = 12, 64, 4
+    logits = random_logits(rng, T, E, torch.float32, device)
+    for M in (12, 5, 0, 5, 12):
+        for path in ("fused", "unfused"):
+            _, report = run_route(logits, K, 8, path, device, M=M)
+            assert report.ok, f"seed={seed} path={path} M={M}\n{report}"
+    with pytest.raises(ValueError, match="num_local_tokens"):
+        fused_moe.route(logits, K, num_local_tokens=T + 1)  # same shapes as a cached plan, bad value
+
+
+def test_bad_arguments_still_raise_after_a_cached_call(device):
+    logits = torch.zeros(4, 16, device=device)
+    fused_moe.route(logits, 2)
+    with pytest.raises(TypeError, match="topk"):
+        fused_moe.route(logits, [2])  # unhashable: no key, the validating path
+    with pytest.raises(TypeError, match="logits"):
+        fused_moe.route(logits.cpu().numpy(), 2)
+    with pytest.raises(TypeError, match="topk"):
+        fused_moe.route(logits, True)  # == 1 and hashes like 1, but a bool
+    with pytest.raises(TypeError, match="moe_buf"):
+        fused_moe.route(logits, 2, moe_buf=np.zeros((4, 3)))
+
+
+def test_moe_buf_without_a_triton_dtype_is_zeroed_as_bytes(device):
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    T, E, K = 6, 32, 2
+    logits = random_logits(rng, T, E, torch.float16, device)
+    buf = random_moe_buf(rng, T, (5,), torch.complex64, device)
+    for path in ("fused", "unfused"):
+        _, report = run_route(logits, K, 4, path, device, M=4, moe_buf=buf.clone())
+        assert report.ok, f"seed={seed} path={path}\n{report}"
+
+
+def test_bool_expert_mask(device):
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    T, E, K = 5, 16, 3
+    logits = random_logits(rng, T, E, torch.float32, device)
+    mask = rng.random(E) < 0.5
+    for path in ("fused", "unfused"):
+        out = fused_moe.route(logits, K, unit_size=4, expert_mask=torch.from_numpy(mask).to(device), path=path)
+        report = oracles.check_route(out, upcast(logits), K, unit_size=4, expert_mask=mask.astype(np.int32))
+        assert report.ok, f"seed={seed} path={path}\n{report}"
+
+
+def test_plan_cache_is_bounded(device, monkeypatch):
+    monkeypatch.setattr(fused_moe.plans, "MAX_PLANS", 3)
+    cache = route_module._plans
+    for T in range(1, 8):
+        fused_moe.route(torch.zeros(T, 8, device=device), 2)
+        assert len(cache.plans) <= 3
+
+
+def test_kernel_launch_names_unknown_and_missing_arguments():
+    with pytest.raises(TypeError, match=r"unknown arguments \['nonsense'\], missing \[.*'w_ptr'"):
+        KernelLaunch(moe_sorting_kernel, 1, 4, ("ids_ptr", "nonsense"), {})
