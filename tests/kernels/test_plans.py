@@ -17,31 +17,37 @@ from .test_route import run_route
 route_module = importlib.import_module("fused_moe.route")
 
 
+def seeded():
+    seed = fresh_seed()
+    return seed, np.random.default_rng(seed)
+
+
+def assert_both_paths(logits, K, U, device, context, moe_buf=None, **kwargs):
+    for path in ("fused", "unfused"):
+        buf = None if moe_buf is None else moe_buf.clone()  # each path zeroes its own copy
+        _, report = run_route(logits, K, U, path, device, moe_buf=buf, **kwargs)
+        assert report.ok, f"{context} path={path}\n{report}"
+
+
 def test_same_shape_other_alignment_runs_its_own_plan(device):
     """Same shape and strides, but the second tensor starts 2 bytes past a 16-byte boundary:
     Triton specializes on alignment, so it must not reuse the first call's kernel."""
-    seed = fresh_seed()
-    rng = np.random.default_rng(seed)
+    seed, rng = seeded()
     T, E, K = 3, 257, 8
     wide = random_logits(rng, T + 1, E, torch.bfloat16, device).contiguous()
     flat = wide.reshape(-1)
     aligned, shifted = flat[: T * E].view(T, E), flat[1: 1 + T * E].view(T, E)
     assert aligned.data_ptr() % 16 == 0 and shifted.data_ptr() % 16 == 2
-    for path in ("fused", "unfused"):
-        for logits in (aligned, shifted, aligned):
-            _, report = run_route(logits, K, 4, path, device)
-            assert report.ok, f"seed={seed} path={path} address % 16 = {logits.data_ptr() % 16}\n{report}"
+    for logits in (aligned, shifted, aligned):
+        assert_both_paths(logits, K, 4, device, f"seed={seed} address % 16 = {logits.data_ptr() % 16}")
 
 
 def test_host_token_count_changes_between_calls(device):
-    seed = fresh_seed()
-    rng = np.random.default_rng(seed)
+    seed, rng = seeded()
     T, E, K = 12, 64, 4
     logits = random_logits(rng, T, E, torch.float32, device)
     for M in (12, 5, 0, 5, 12):
-        for path in ("fused", "unfused"):
-            _, report = run_route(logits, K, 8, path, device, M=M)
-            assert report.ok, f"seed={seed} path={path} M={M}\n{report}"
+        assert_both_paths(logits, K, 8, device, f"seed={seed} M={M}", M=M)
     with pytest.raises(ValueError, match="num_local_tokens"):
         fused_moe.route(logits, K, num_local_tokens=T + 1)  # same shapes as a cached plan, bad value
 
@@ -60,19 +66,15 @@ def test_bad_arguments_still_raise_after_a_cached_call(device):
 
 
 def test_moe_buf_without_a_triton_dtype_is_zeroed_as_bytes(device):
-    seed = fresh_seed()
-    rng = np.random.default_rng(seed)
+    seed, rng = seeded()
     T, E, K = 6, 32, 2
     logits = random_logits(rng, T, E, torch.float16, device)
     buf = random_moe_buf(rng, T, (5,), torch.complex64, device)
-    for path in ("fused", "unfused"):
-        _, report = run_route(logits, K, 4, path, device, M=4, moe_buf=buf.clone())
-        assert report.ok, f"seed={seed} path={path}\n{report}"
+    assert_both_paths(logits, K, 4, device, f"seed={seed}", M=4, moe_buf=buf)
 
 
 def test_bool_expert_mask(device):
-    seed = fresh_seed()
-    rng = np.random.default_rng(seed)
+    seed, rng = seeded()
     T, E, K = 5, 16, 3
     logits = random_logits(rng, T, E, torch.float32, device)
     mask = rng.random(E) < 0.5
