@@ -10,7 +10,8 @@ production kernels have it, each at zero, one and many trips:
   ``sort_single_program`` threshold) or of ``tile_offsets_kernel`` (the tiled sort
   above it), and by programs ``pid >= num_gate_tiles`` of ``fused_route_kernel``;
 - ``sort_assignments``, run by program 0 of ``moe_sorting_kernel`` and by program 0 of
-  ``fused_route_kernel`` on a single gating tile: the chunk loops
+  ``fused_route_kernel`` on a single gating tile of more than ``fused_register_sort``
+  rows (smaller tiles sort from registers, with no loop): the chunk loops
   ``for start in range(0, M*K, BLOCK_A)`` (when T*K exceeds one chunk; else SINGLE_CHUNK);
 - ``fill_padding``: ``for z0 in range(0, U - 1, PAD_W)``, masked to each expert's
   padding slots ``[starts + counts, starts + padded)`` (counts known only at run time);
@@ -470,7 +471,7 @@ PRESORT_CASES = [
 
 
 def _presort_plan(T, K, E):
-    """Model of route._launch_fused for several gating tiles, for labelling cases."""
+    """Model of route._RoutePlan._plan_fused for several gating tiles, for labelling cases."""
     block_t, block_e, _ = config.gate_tile(E, K, T)
     tiles = max(1, triton.cdiv(T, block_t))
     block_n = triton.next_power_of_2(block_t * K)
@@ -486,7 +487,7 @@ def test_presorted_placement(c, device, request):
     tiles, scan_trips, place_trips = _presort_plan(c.T, c.K, c.E)
     assert tiles > 1 and (scan_trips, place_trips) == (c.scan_trips, c.place_trips), (
         f"case {case} no longer hits its edge: {tiles} tiles, scan {scan_trips} and place {place_trips} trips, "
-        f"expected several tiles, {c.scan_trips} and {c.place_trips} (config or route._launch_fused changed?)")
+        f"expected several tiles, {c.scan_trips} and {c.place_trips} (config or route._RoutePlan changed?)")
     seed = fresh_seed()
     run = launch("route-fused", np.random.default_rng(seed), device, T=c.T, K=c.K, E=c.E, U=8, M=c.M,
                  m_on_device=c.M is not None)
