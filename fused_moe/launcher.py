@@ -23,9 +23,6 @@ except ImportError:  # older Triton: no direct launches
 
 _DIRECT = _knobs is not None and os.environ.get("TRITON_INTERPRET") != "1"
 _get_stream = None  # Triton's own stream query, looked up on first use
-# Direct launches pass addresses as ints: the launcher then skips data_ptr() and a
-# cuPointerGetAttribute per tensor. The plan validated every tensor on this GPU.
-RAW_POINTERS = True
 
 
 class KernelLaunch:
@@ -57,10 +54,6 @@ class KernelLaunch:
         if kernel is None:
             self.compiled[device] = self.fn[(self.programs,)](*args, num_warps=self.num_warps)
             return
-        if RAW_POINTERS:  # validated GPU tensors (plan time): skip the launcher's per-pointer driver query
-            for i, v in zip(self.slots, values):
-                if isinstance(v, torch.Tensor):
-                    args[i] = v.data_ptr()
         kernel.run(self.programs, 1, 1, current_stream(device), kernel.function, kernel.packed_metadata, None,
                    None, None, *args)
 
@@ -71,8 +64,8 @@ def _hooked(hook):
 
 
 def current_stream(device_index):
-    """The raw handle of the current stream on a GPU, through Triton's driver (H100 host:
-    0.1 us, against 2.7-3.0 us for ``torch.cuda.current_stream``)."""
+    """The raw handle of the current stream on a GPU, through Triton's driver (about a
+    tenth of the host time of ``torch.cuda.current_stream``)."""
     global _get_stream
     if _get_stream is None:
         _get_stream = triton.runtime.driver.active.get_current_stream
