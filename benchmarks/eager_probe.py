@@ -59,10 +59,6 @@ def main():
     print(torch.cuda.get_device_name(), "triton", triton.__version__, "torch", torch.__version__)
     for name, fn in pieces.items():
         print(f"{name:32s} {host_us(fn):8.2f} us")
-    launcher.RAW_POINTERS = False
-    for name in ("route fused", "route fused out=", "route unfused out="):
-        print(f"{name + ' (tensor pointers)':32s} {host_us(pieces[name]):8.2f} us")
-    launcher.RAW_POINTERS = True
     prof = cProfile.Profile()
     fn = pieces["route fused out="]
     prof.enable()

@@ -64,8 +64,8 @@ def _hooked(hook):
 
 
 def current_stream(device_index):
-    """The raw handle of the current stream on a GPU, through Triton's driver (about a
-    tenth of the host time of ``torch.cuda.current_stream``)."""
+    """The raw handle of the current stream on a GPU, through Triton's driver (H100 host:
+    0.1 us, against 2.7-3.0 us for ``torch.cuda.current_stream``)."""
     global _get_stream
     if _get_stream is None:
         _get_stream = triton.runtime.driver.active.get_current_stream
