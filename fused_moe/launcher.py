@@ -54,8 +54,20 @@ class KernelLaunch:
         if kernel is None:
             self.compiled[device] = self.fn[(self.programs,)](*args, num_warps=self.num_warps)
             return
-        kernel.run(self.programs, 1, 1, current_stream(device), kernel.function, kernel.packed_metadata, None,
-                   None, None, *args)
+        try:
+            kernel.run(self.programs, 1, 1, current_stream(device), kernel.function, kernel.packed_metadata, None,
+                       None, None, *args)
+        except TypeError:
+            # The launcher rejected the call before launching: a Triton whose launcher takes
+            # other arguments. Launch the usual way from now on (it also re-raises a real
+            # argument error with Triton's own message).
+            _disable_direct_launches()
+            self.fn[(self.programs,)](*args, num_warps=self.num_warps)
+
+
+def _disable_direct_launches():
+    global _DIRECT
+    _DIRECT = False
 
 
 def _hooked(hook):

@@ -95,3 +95,46 @@ def test_plan_cache_is_bounded(device, monkeypatch):
 def test_kernel_launch_names_unknown_and_missing_arguments():
     with pytest.raises(TypeError, match=r"unknown arguments \['nonsense'\], missing \[.*'w_ptr'"):
         KernelLaunch(moe_sorting_kernel, 1, 4, ("ids_ptr", "nonsense"), {})
+
+
+class _FakeCompiled:
+    function = packed_metadata = None
+
+    def __init__(self, log):
+        self.log = log
+
+    def run(self, *args):
+        self.log.append("direct")
+        raise TypeError("launcher of another Triton version")
+
+
+class _FakeKernel:
+    """Stands in for a JITFunction: ``fn[grid](*args)`` logs and returns a compiled kernel."""
+    arg_names = ["x_ptr", "n"]
+    __name__ = "fake_kernel"
+
+    def __init__(self):
+        self.log = []
+
+    def __getitem__(self, grid):
+        def launch(*args, num_warps):
+            self.log.append("jit")
+            return _FakeCompiled(self.log)
+        return launch
+
+
+def test_direct_launch_falls_back_when_the_launcher_refuses(monkeypatch):
+    """A Triton whose compiled-kernel launcher takes other arguments: the first direct launch
+    raises TypeError before launching, and every launch goes the usual way from then on."""
+    from fused_moe import launcher
+
+    monkeypatch.setattr(launcher, "_DIRECT", True)
+    monkeypatch.setattr(launcher.torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(launcher, "current_stream", lambda device: 0)
+    fake = _FakeKernel()
+    launch = KernelLaunch(fake, 1, 4, ("x_ptr",), {"n": 3})
+    launch("x")  # compiles through the JIT path
+    launch("x")  # direct: refused, relaunched through the JIT path
+    launch("x")  # direct launches now off
+    assert fake.log == ["jit", "direct", "jit", "jit"]
+    assert launcher._DIRECT is False
