@@ -76,7 +76,9 @@ _counters = {}
 
 def arrival_counter(device):
     """One zeroed int32 per (device, stream): the fused kernel's last arriver resets it, so it
-    is zero again after every call and every graph replay."""
+    is zero again after every call and every graph replay. A counter first needed during a
+    CUDA-graph capture is zeroed by the graph itself (the fill is captured): correct on
+    every replay; eager calls on that capture stream before the first replay are not."""
     if device.type == "cuda":
         index = torch.cuda.current_device() if device.index is None else device.index
         key = (device, current_stream(index))

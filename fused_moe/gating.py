@@ -49,6 +49,7 @@ def topk_gating_softmax(logits, topk, *, renormalize=True):
     GatingResult(topk_weights (T, K) float32, topk_ids (T, K) int32): slot 0 holds the
     largest logit, ties go to the lower expert index, NaN ranks as -inf.
     """
+    renormalize = bool(renormalize)  # its truth value, not the object, decides (and goes in the key)
     try:
         key = (describe(logits), describe(topk), describe(renormalize))
     except Exception:  # not describable: the validating path raises the right error

@@ -9,7 +9,9 @@ later calls hand the arguments straight to the compiled kernel's launcher, exact
 ``JITFunction.run`` does after its cache lookup.
 
 Under the interpreter, or while a Triton launch hook is installed (profilers), every
-call goes through ``kernel[grid](...)``.
+call goes through ``kernel[grid](...)``. Triton settings read at compile time (debug,
+instrumentation) and pre-run hooks apply to a plan's first call only: change them before
+the first call of a shape, or call ``fused_moe.plans.clear_plans()`` afterwards.
 """
 import os
 
@@ -41,6 +43,8 @@ class KernelLaunch:
         self.compiled = {}  # device index -> CompiledKernel
 
     def __call__(self, *values):
+        if len(values) != len(self.slots):
+            raise TypeError(f"{self.fn.__name__}: {len(self.slots)} per-call arguments expected, got {len(values)}")
         if self.programs == 0:
             return
         args = self.template.copy()

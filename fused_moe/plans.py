@@ -11,6 +11,14 @@ which raises the usual errors.
 import torch
 
 MAX_PLANS = 4096  # a serving loop sees one plan per batch size; a fuzzer sees many
+_CACHES = []
+
+
+def clear_plans():
+    """Forget every cached plan (compiled kernels stay in Triton's cache): for tests that
+    must start from an empty cache, or to drop the plans of shapes no longer used."""
+    for cache in _CACHES:
+        cache.plans.clear()
 
 
 def describe(x):
@@ -22,6 +30,7 @@ def describe(x):
 class PlanCache:
     def __init__(self, build):
         self.build, self.plans = build, {}
+        _CACHES.append(self)
 
     def get(self, key, *args):
         """The plan for key (None: not cacheable), built from args on a miss."""

@@ -76,6 +76,7 @@ def route(logits, topk, *, unit_size=32, renormalize=True, expert_mask=None, num
     ``moe_sorting(*topk_gating_softmax(logits, topk))`` on every path:
     "fused" (one launch), "unfused" (separate kernels) or "auto" (by shape and device).
     """
+    renormalize = bool(renormalize)  # its truth value, not the object, decides (and goes in the key)
     try:
         key = (describe(logits), describe(topk), describe(unit_size), describe(renormalize),
                describe(expert_mask), describe(num_local_tokens), describe(moe_buf), describe(path),

@@ -61,6 +61,8 @@ def expert_mask_arg(expert_mask, num_experts, ref):
         raise TypeError(f"expert_mask must be a bool or integer tensor, got {expert_mask.dtype}")
     if expert_mask.numel() != num_experts:
         raise ValueError(f"expert_mask must have num_experts={num_experts} entries, got {expert_mask.numel()}")
+    if not expert_mask.is_contiguous():
+        raise ValueError(f"expert_mask must be contiguous, got stride {expert_mask.stride()}")
     check_same_device("expert_mask", expert_mask, ref)
     return expert_mask
 
@@ -114,5 +116,5 @@ def kernel_pointers(expert_mask, num_local_tokens, moe_buf, dummy):
     if moe_buf is None:
         buf = dummy
     else:
-        buf = moe_buf if moe_buf.dtype in _TRITON_DTYPES else moe_buf.view(torch.uint8)
+        buf = moe_buf if moe_buf.dtype in _TRITON_DTYPES else moe_buf.reshape(-1).view(torch.uint8)
     return mask, m, buf

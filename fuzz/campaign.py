@@ -56,6 +56,7 @@ def kernel_entries(which: str) -> list[Entry]:
     if which in ("route", "all"):
         entries += [Entry(f"route[{p}]", "route", tg.kernel_route(p)) for p in tg.ROUTE_PATHS]
         entries.append(Entry("route[paths agree]", "paths", {p: tg.kernel_route(p) for p in tg.ROUTE_PATHS}))
+        entries += [Entry(f"reuse[route {p}]", "reuse", tg.kernel_route(p)) for p in ("fused", "unfused")]
     if which in ("batch", "all"):
         entries.append(Entry("batch[gating]", "batch", tg.kernel_gating))
         entries += [Entry(f"batch[route {p}]", "batch", tg.route_as_gating(tg.kernel_route(p)))

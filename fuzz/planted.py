@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 import oracles
-from fuzz.targets import _host, _m_value, oracle_gating, oracle_sorting, route_from, write_sorting
+from fuzz.targets import _host, _m_value, oracle_gating, oracle_route, oracle_sorting, route_from, write_sorting
 
 #: One gating program's tile of tokens (the "tokens past one tile dropped" bug).
 TILE = 16
@@ -212,6 +212,21 @@ sorting_moe_buf_tail = _sorting_bug(
     "(row size not a multiple of 16) stay.", moe_buf_tail_bytes=True)
 
 
+# --------------------------------------------------------------------------- route bugs
+
+
+def route_plan_keyed_by_shape(logits, topk, **kwargs):
+    """A plan cache keyed by the logits' shape and dtype only: a later call of the same shape
+    runs with the expert mask and num_local_tokens of the call that built the plan."""
+    key = (tuple(logits.shape), str(logits.dtype), topk)
+    stale = _shape_plans.setdefault(key, {k: kwargs.get(k) for k in ("expert_mask", "num_local_tokens")})
+    return oracle_route(logits, topk, **{**kwargs, **stale})
+
+
+_shape_plans: dict = {}
+route_plan_keyed_by_shape.reset_plans = _shape_plans.clear
+
+
 # --------------------------------------------------------------------------- the catalogue
 
 
@@ -220,13 +235,15 @@ class Planted:
     """A planted bug, the properties that must find it, and the largest acceptable shrunk size."""
 
     name: str
-    op: str  # "gating" or "sorting"
+    op: str  # "gating", "sorting" or "route"
     target: Callable
-    properties: tuple[str, ...]  # among "gating", "sorting", "route", "batch"
+    properties: tuple[str, ...]  # among "gating", "sorting", "route", "batch", "reuse"
     max_size: dict = field(default_factory=dict)  # overrides of the default shrunk-size bound
 
     def as_route(self) -> Callable:
         """This bug inside a route target (the rest is the oracle)."""
+        if self.op == "route":
+            return self.target
         if self.op == "gating":
             return route_from(self.target, oracle_sorting)
         return route_from(oracle_gating, self.target)
@@ -251,5 +268,6 @@ PLANTED = (
     Planted("sorting_last_pad_unwritten", "sorting", sorting_last_pad_unwritten, ("sorting", "route")),
     Planted("sorting_moe_buf_rows_short", "sorting", sorting_moe_buf_rows_short, ("sorting", "route")),
     Planted("sorting_moe_buf_tail", "sorting", sorting_moe_buf_tail, ("sorting", "route")),
+    Planted("route_plan_keyed_by_shape", "route", route_plan_keyed_by_shape, ("reuse",)),
 )
 BY_NAME = {p.name: p for p in PLANTED}

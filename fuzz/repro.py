@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fuzz.strategies import BatchCase, GatingCase, Logits, Options, RouteCase, SortingCase
+from fuzz.strategies import BatchCase, GatingCase, Logits, Options, ReuseCase, RouteCase, SortingCase
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,6 +100,9 @@ def case_source(case, indent: str = "    ") -> str:
         fields = (f"{indent}logits={_logits_src(case.logits, inner)},\n" + _field("topk", case.topk, indent)
                   + _field("renormalize", case.renormalize, indent)
                   + f"{indent}options={_options_src(case.options, inner)},\n")
+    elif isinstance(case, ReuseCase):
+        fields = f"{indent}calls=(\n" + "".join(f"{inner}{case_source(c, inner + '    ')},\n" for c in case.calls) \
+            + f"{indent}),\n"
     elif isinstance(case, BatchCase):
         fields = (f"{indent}case={case_source(case.case, inner)},\n" + _field("rows", case.rows, indent)
                   + _field("filler", case.filler, indent))
@@ -171,6 +174,17 @@ report = oracles.CheckReport(problems)
 ''',
 }
 
+_BODIES["reuse"] = ('''
+reset = getattr(target, "reset_plans", None)
+if reset is not None:
+    reset()  # start from an empty plan cache, as the property does
+reuse, problems = case, []
+for i, case in enumerate(reuse.calls):
+''' + textwrap.indent(_BODIES["route"], "    ") + '''
+    problems += [f"call {i}: {problem}" for problem in report.problems]
+report = oracles.CheckReport(problems)
+''')
+
 _TEMPLATE = '''#!/usr/bin/env python
 """{title}
 
@@ -197,7 +211,8 @@ if not torch.cuda.is_available():
 import numpy as np  # noqa: E402
 
 import oracles  # noqa: E402
-from fuzz.strategies import BatchCase, GatingCase, Logits, Options, RouteCase, SortingCase  # noqa: E402,F401
+from fuzz.strategies import (BatchCase, GatingCase, Logits, Options, ReuseCase, RouteCase,  # noqa: E402,F401
+                             SortingCase)
 from fuzz.targets import poisoned_route_out, poisoned_sorting_out  # noqa: E402,F401
 {target_import}  # noqa: E402
 

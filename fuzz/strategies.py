@@ -258,6 +258,22 @@ class RouteCase(_CompactRepr):
 
 
 @dataclass(frozen=True, repr=False, eq=False)
+class ReuseCase(_CompactRepr):
+    """Route calls run in order, all with the T, E, K, dtype and row stride of the first:
+    later calls often hit the plan the first one cached (fused_moe/plans.py) while their
+    values, options (M, mask, moe_buf, out=) or column offset (so address alignment) differ.
+    The first call comes back last, after the cache has seen the others."""
+
+    calls: tuple[RouteCase, ...]
+
+    def size(self) -> dict[str, int]:
+        return {**self.calls[0].size(), "calls": len(self.calls)}
+
+    def __repr__(self) -> str:
+        return "ReuseCase(" + ", ".join(map(repr, self.calls)) + ")"
+
+
+@dataclass(frozen=True, repr=False, eq=False)
 class BatchCase(_CompactRepr):
     """Batch invariance: ``rows`` of ``case`` recomputed inside another batch made of
     those rows (reordered, repeated) followed by ``filler`` rows of other tokens."""
@@ -581,11 +597,35 @@ def route_cases(draw, limits: Limits = CI_LIMITS) -> RouteCase:
     labels: list[str] = []
     rng, T, E, K, finish, renormalize = _gating_plan(draw, labels, limits)
     opts, M = _options(draw, labels, T, E, rng)
-    logits = finish(draw)
-    if M is not None and M < T:  # rows >= M are garbage (NaN and large values included)
-        junk = rng.standard_normal((T - M, E)) * 100
-        junk[rng.random(junk.shape) < 0.1] = np.nan
-        values = logits.values.copy()
-        values[M:] = round_to(junk, logits.dtype)
-        logits = Logits(values, logits.dtype, logits.col_pad, logits.col_offset)
-    return RouteCase(logits, K, renormalize, opts, tuple(labels))
+    return RouteCase(_garbage_past(finish(draw), M, rng), K, renormalize, opts, tuple(labels))
+
+
+def _garbage_past(logits: Logits, M: int | None, rng) -> Logits:
+    """Rows >= M replaced by garbage (NaN and large values included): never routed."""
+    T, E = logits.values.shape
+    if M is None or M >= T:
+        return logits
+    junk = rng.standard_normal((T - M, E)) * 100
+    junk[rng.random(junk.shape) < 0.1] = np.nan
+    values = logits.values.copy()
+    values[M:] = round_to(junk, logits.dtype)
+    return Logits(values, logits.dtype, logits.col_pad, logits.col_offset)
+
+
+@st.composite
+def reuse_cases(draw, limits: Limits = CI_LIMITS) -> ReuseCase:
+    first = draw(route_cases(limits))
+    T, E = first.logits.values.shape
+    calls = [first]
+    for _ in range(draw(st.integers(1, 2))):
+        labels: list[str] = []
+        rng = _rng(draw)
+        if draw(st.booleans()):  # the first call's options: the same plan key unless the offset moves
+            opts, M = first.options, first.options.num_local_tokens
+        else:
+            opts, M = _options(draw, labels, T, E, rng, first.options.unit_size)
+        offset = draw(st.integers(0, first.logits.col_pad))
+        values = round_to(rng.standard_normal((T, E)) * 3, first.logits.dtype)
+        logits = _garbage_past(Logits(values, first.logits.dtype, first.logits.col_pad, offset), M, rng)
+        calls.append(RouteCase(logits, first.topk, first.renormalize, opts, tuple(labels)))
+    return ReuseCase((*calls, first))

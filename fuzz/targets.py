@@ -36,8 +36,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 import oracles
-from fuzz.strategies import (BatchCase, GatingCase, Options, RouteCase, SortingCase, batch_cases, gating_cases,
-                             route_cases, sorting_cases)
+from fuzz.strategies import (BatchCase, GatingCase, Options, ReuseCase, RouteCase, SortingCase, batch_cases,
+                             gating_cases, reuse_cases, route_cases, sorting_cases)
 
 CANARY_TOKEN = 0x5A5A5A5A
 CANARY_BLOCK = 0x3C3C3C3C
@@ -68,7 +68,12 @@ def kernel_route(path: str) -> Callable:
     def target(logits, topk, **kwargs):
         import fused_moe
         return fused_moe.route(logits, topk, path=path, **kwargs)
+
+    def reset_plans():
+        from fused_moe.plans import clear_plans
+        clear_plans()
     target.__name__ = target.__qualname__ = f"kernel_route_{path}"
+    target.reset_plans = reset_plans  # reuse_property starts every case from an empty plan cache
     target.repro_spec = ("import functools\nimport fused_moe", f"functools.partial(fused_moe.route, path={path!r})")
     return target
 
@@ -298,6 +303,16 @@ def route_property(target, case: RouteCase, device="cpu") -> None:
     _fail(judge_route(case, run_route(target, case, device)), case, target)
 
 
+def reuse_property(target, case: ReuseCase, device="cpu") -> None:
+    """Every call of the sequence is right, whatever the calls before it left in the
+    target's plan cache (emptied first, so a failure depends on the case alone)."""
+    reset = getattr(target, "reset_plans", None)
+    if reset is not None:
+        reset()
+    for call in case.calls:
+        route_property(target, call, device)
+
+
 def _bits(t) -> tuple:
     """Shape, dtype and raw bytes: equal iff bit-identical."""
     t = t.detach().cpu().contiguous()
@@ -366,6 +381,7 @@ PROPERTIES = {
     "sorting": Property(sorting_cases, sorting_property, 150),
     "route": Property(route_cases, route_property, 80),
     "batch": Property(batch_cases, batch_invariance_property, 25),
+    "reuse": Property(reuse_cases, reuse_property, 12),
 }
 
 

@@ -49,3 +49,10 @@ BATCH_TARGETS = {"gating": tg.kernel_gating, **{f"route-{p}": tg.route_as_gating
 @given(case=fst.batch_cases())
 def test_batch_invariance(name, case, device):
     tg.batch_invariance_property(BATCH_TARGETS[name], case, device)
+
+
+@pytest.mark.parametrize("path", ["fused", "unfused"])
+@settings(max_examples=examples(tg.PROPERTIES["reuse"].ci_examples))
+@given(case=fst.reuse_cases())
+def test_plan_reuse(path, case, device):
+    tg.reuse_property(tg.kernel_route(path), case, device)

@@ -7,7 +7,7 @@ from fuzz import strategies as fst
 from fuzz import targets as tg
 
 ORACLES = {"gating": tg.oracle_gating, "sorting": tg.oracle_sorting, "route": tg.oracle_route,
-           "batch": tg.oracle_gating}
+           "batch": tg.oracle_gating, "reuse": tg.oracle_route}
 
 
 @pytest.mark.parametrize("prop", sorted(tg.PROPERTIES))

@@ -138,3 +138,30 @@ def test_direct_launch_falls_back_when_the_launcher_refuses(monkeypatch):
     launch("x")  # direct launches now off
     assert fake.log == ["jit", "direct", "jit", "jit"]
     assert launcher._DIRECT is False
+
+
+def test_renormalize_is_keyed_by_its_truth_value(device):
+    """A tensor flag describes only its layout: the plan must be chosen by bool(flag)."""
+    seed, rng = seeded()
+    logits = random_logits(rng, 3, 16, torch.float32, device)
+    for flag in (True, False, True):
+        for make in (lambda f: torch.tensor(f), bool):
+            got = fused_moe.topk_gating_softmax(logits, 2, renormalize=make(flag))
+            report = oracles.check_gating(got.topk_weights, got.topk_ids, upcast(logits), 2, renormalize=flag)
+            assert report.ok, f"seed={seed} renormalize={flag} as {type(make(flag)).__name__}\n{report}"
+
+
+def test_strided_expert_mask_is_refused(device):
+    full = torch.ones(32, dtype=torch.int32, device=device)
+    with pytest.raises(ValueError, match="expert_mask must be contiguous"):
+        fused_moe.route(torch.zeros(4, 16, device=device), 2, expert_mask=full[::2])
+
+
+def test_moe_buf_contiguous_with_a_strided_unit_dim(device):
+    """Contiguous (the size-1 dim's stride does not count) but not viewable as bytes directly."""
+    seed, rng = seeded()
+    T, E, K = 5, 16, 2
+    logits = random_logits(rng, T, E, torch.float16, device)
+    buf = random_moe_buf(rng, 1, (T,), torch.complex64, device).t()
+    assert buf.is_contiguous() and buf.stride(-1) != 1
+    assert_both_paths(logits, K, 4, device, f"seed={seed}", moe_buf=buf)

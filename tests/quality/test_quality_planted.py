@@ -40,7 +40,8 @@ def test_planted_bug_is_found_and_shrinks_small(name, prop):
     assert not too_big, f"{name} shrank only to {case!r} (size, bound): {too_big}"
 
 
-@pytest.mark.parametrize("name", ["sorting_moe_buf_tail", "gating_ties_to_higher_index", "gating_batch_dependent"])
+@pytest.mark.parametrize("name", ["sorting_moe_buf_tail", "gating_ties_to_higher_index", "gating_batch_dependent",
+                                  "route_plan_keyed_by_shape"])
 def test_repro_of_a_planted_bug_runs_standalone(name, tmp_path):
     p = planted.BY_NAME[name]
     prop = p.properties[0]
