@@ -266,6 +266,10 @@ class ReuseCase(_CompactRepr):
 
     calls: tuple[RouteCase, ...]
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(label for call in self.calls for label in call.labels))
+
     def size(self) -> dict[str, int]:
         return {**self.calls[0].size(), "calls": len(self.calls)}
 
@@ -281,6 +285,10 @@ class BatchCase(_CompactRepr):
     case: GatingCase
     rows: tuple[int, ...]
     filler: np.ndarray  # (F, E) float32, exact in case.logits.dtype
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.case.labels
 
     def size(self) -> dict[str, int]:
         return {**self.case.size(), "T_other": len(self.rows) + self.filler.shape[0]}

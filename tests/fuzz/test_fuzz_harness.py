@@ -11,6 +11,17 @@ ORACLES = {"gating": tg.oracle_gating, "sorting": tg.oracle_sorting, "route": tg
 
 
 @pytest.mark.parametrize("prop", sorted(tg.PROPERTIES))
+def test_every_case_carries_its_regime_labels(prop):
+    """The campaign counts regimes from ``case.labels`` for every property's cases."""
+    @settings(max_examples=5)
+    @given(tg.PROPERTIES[prop].strategy())
+    def run(case):
+        assert case.labels and all(": " in label for label in case.labels), case.labels
+
+    run()
+
+
+@pytest.mark.parametrize("prop", sorted(tg.PROPERTIES))
 def test_oracle_target_passes(prop):
     p = tg.PROPERTIES[prop]
 
