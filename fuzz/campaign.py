@@ -111,7 +111,8 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=5.0, help="time budget (default 5)")
     parser.add_argument("--target", choices=("route", "gating", "sorting", "batch", "all"), default="all")
     parser.add_argument("--out", default="fuzz-out", help="repros and the example database go here")
-    parser.add_argument("--chunk", type=int, default=25, help="examples per target per round")
+    parser.add_argument("--chunk", type=int, default=10,
+                        help="examples per target per round (small enough that a 5-minute run reaches every target)")
     parser.add_argument("--planted", metavar="NAME", help="fuzz this planted bug (fuzz.planted) instead")
     args = parser.parse_args(argv)
 
