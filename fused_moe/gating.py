@@ -2,7 +2,7 @@
 from . import buffers, config
 from .gating_kernels import topk_gating_kernel
 from .launcher import KernelLaunch
-from .plans import PlanCache, describe
+from .plans import PlanCache, plan_key
 from .results import GatingResult
 from .validation import LOGIT_DTYPES, check_int, check_tensor, check_topk
 
@@ -50,8 +50,4 @@ def topk_gating_softmax(logits, topk, *, renormalize=True):
     largest logit, ties go to the lower expert index, NaN ranks as -inf.
     """
     renormalize = bool(renormalize)  # its truth value, not the object, decides (and goes in the key)
-    try:
-        key = (describe(logits), describe(topk), describe(renormalize))
-    except Exception:  # not describable: the validating path raises the right error
-        key = None
-    return _plans.get(key, logits, topk, renormalize)(logits)
+    return _plans.get(plan_key(logits, topk, renormalize), logits, topk, renormalize)(logits)

@@ -24,7 +24,18 @@ def clear_plans():
 def describe(x):
     if isinstance(x, torch.Tensor):
         return (x.__class__, x.dtype, x.shape, x.stride(), x.device, x.data_ptr() % 16)
+    if isinstance(x, tuple):  # out= buffers
+        return (x.__class__, *map(describe, x))
     return (x.__class__, x)
+
+
+def plan_key(*args):
+    """The cache key of a call's arguments; None when they cannot all be described (the
+    validating path then raises the right error)."""
+    try:
+        return tuple(map(describe, args))
+    except Exception:
+        return None
 
 
 class PlanCache:

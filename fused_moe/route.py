@@ -5,7 +5,7 @@ from . import buffers, config
 from .dispatch import choose_path
 from .gating import check_logits, gating_launch
 from .launcher import KernelLaunch
-from .plans import PlanCache, describe
+from .plans import PlanCache, plan_key
 from .results import RouteResult
 from .route_kernels import fused_route_kernel
 from .sorting import SortingArgs, SortingPlan
@@ -77,11 +77,6 @@ def route(logits, topk, *, unit_size=32, renormalize=True, expert_mask=None, num
     "fused" (one launch), "unfused" (separate kernels) or "auto" (by shape and device).
     """
     renormalize = bool(renormalize)  # its truth value, not the object, decides (and goes in the key)
-    try:
-        key = (describe(logits), describe(topk), describe(unit_size), describe(renormalize),
-               describe(expert_mask), describe(num_local_tokens), describe(moe_buf), describe(path),
-               None if out is None else (out.__class__, *map(describe, out)))
-    except Exception:  # not describable: the validating path raises the right error
-        key = None
+    key = plan_key(logits, topk, unit_size, renormalize, expert_mask, num_local_tokens, moe_buf, path, out)
     plan = _plans.get(key, logits, topk, unit_size, renormalize, expert_mask, num_local_tokens, moe_buf, path, out)
     return plan(logits, expert_mask, num_local_tokens, moe_buf, out)

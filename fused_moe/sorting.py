@@ -4,7 +4,7 @@ import torch
 from . import buffers, config
 from .dispatch import DISPATCH_THRESHOLDS
 from .launcher import KernelLaunch
-from .plans import PlanCache, describe
+from .plans import PlanCache, plan_key
 from .results import SortingResult
 from .sorting_kernels import moe_sorting_kernel, tile_histogram_kernel, tile_offsets_kernel, tile_scatter_kernel
 from .validation import (MAX_TOPK_SORTED, check_int, check_same_device, check_tensor, check_tokens,
@@ -112,12 +112,7 @@ def moe_sorting(topk_ids, topk_weights, num_experts, *, unit_size=32, expert_mas
     are written; the rest of each buffer is left untouched. ``num_local_tokens`` may be an
     int32 device tensor, read by the kernel (no host sync; values are clamped to [0, T]).
     """
-    try:
-        key = (describe(topk_ids), describe(topk_weights), describe(num_experts), describe(unit_size),
-               describe(expert_mask), describe(num_local_tokens), describe(moe_buf),
-               None if out is None else (out.__class__, *map(describe, out)))
-    except Exception:  # not describable: the validating path raises the right error
-        key = None
+    key = plan_key(topk_ids, topk_weights, num_experts, unit_size, expert_mask, num_local_tokens, moe_buf, out)
     plan = _plans.get(key, topk_ids, topk_weights, num_experts, unit_size, expert_mask, num_local_tokens,
                       moe_buf, out)
     return plan(topk_ids, topk_weights, expert_mask, num_local_tokens, moe_buf, out)
