@@ -97,7 +97,7 @@ class Convention:
     """A target's declared convention and domain (see the module docstring)."""
 
     name: str = "ck"
-    op: str = "route"
+    op: str | None = None  # None: not declared (a user's target: inferred from its signature)
     layout: str = "ck"
     order: str = "exact"
     ties: str = "lower"
@@ -115,7 +115,7 @@ class Convention:
     def __post_init__(self):
         for key, allowed in CHOICES.items():
             value = getattr(self, key)
-            if value not in allowed:
+            if value not in allowed and not (key == "op" and value is None):
                 raise ValueError(f"convention {self.name!r}: {key} must be one of {', '.join(allowed)}, "
                                  f"got {value!r}")
         bad = sorted(set(self.domain.supports) - set(OPTIONAL_ARGS))

@@ -17,7 +17,14 @@ from typing import Callable
 import numpy as np
 
 import oracles
-from fuzz.targets import _host, _m_value, oracle_gating, oracle_route, oracle_sorting, route_from, write_sorting
+from fuzz.conventions import CK
+from fuzz.properties import Target
+from fuzz.targets.oracle import gating as oracle_gating
+from fuzz.targets.oracle import host as _host
+from fuzz.targets.oracle import m_value as _m_value
+from fuzz.targets.oracle import route as oracle_route
+from fuzz.targets.oracle import route_from, write_sorting
+from fuzz.targets.oracle import sorting as oracle_sorting
 
 #: One gating program's tile of tokens (the "tokens past one tile dropped" bug).
 TILE = 16
@@ -271,3 +278,22 @@ PLANTED = (
     Planted("route_plan_keyed_by_shape", "route", route_plan_keyed_by_shape, ("reuse",)),
 )
 BY_NAME = {p.name: p for p in PLANTED}
+
+
+def target(spec: str) -> Target:
+    """``NAME`` (the bug alone, as its op) or ``NAME/route`` (inside a route target whose
+    other half is the oracle) as a Target named ``planted:SPEC``."""
+    name, _, as_route = spec.partition("/")
+    if name not in BY_NAME or as_route not in ("", "route"):
+        raise ValueError(f"unknown planted bug {spec!r}: expected NAME or NAME/route, NAME one of "
+                         f"{', '.join(BY_NAME)}")
+    p = BY_NAME[name]
+    op = "route" if as_route else p.op
+    reset = getattr(p.target, "reset_plans", None)
+    return Target.of(f"planted:{spec}", p.as_route() if as_route else p.target, CK.replace(op=op),
+                     spec=f"planted:{spec}", reset=reset)
+
+
+def target_for(p: Planted, prop: str) -> Target:
+    """The target that property ``prop`` judges for planted bug ``p``."""
+    return target(f"{p.name}/route" if prop == "route" and p.op != "route" else p.name)

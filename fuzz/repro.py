@@ -2,30 +2,31 @@
 
 :func:`write_repro` writes two files:
 
-- ``<name>.py``: a runnable script. Inputs are embedded (integer arrays as literal
-  lists, float arrays as base64 of their raw bytes so NaN payloads and -0.0
-  survive), then the call of the implementation with poisoned ``out=`` buffers, the
-  oracle comparison, and the CheckReport text. It exits 1 when the bug reproduces
-  (printing the diff), 0 when the implementation now passes.
-- ``<name>.md``: a summary: what failed, the case, the report, the environment and
-  how to rerun.
-
-The script needs the repository (``oracles``, ``fuzz`` helpers for buffers, and the
-implementation under test) on ``sys.path``; it inserts the repository root itself.
+- ``<name>.py``: a runnable script: the case embedded as source (integer arrays as
+  literal lists, float arrays as base64 of their raw bytes so NaN payloads and -0.0
+  survive), then ONE call of the property that failed (:mod:`fuzz.properties`), on the
+  target rebuilt by name (:func:`fuzz.targets.get`), with its convention when it is not
+  the built-in one. It needs this package installed (or on ``PYTHONPATH``), not
+  Hypothesis and not the test suite, and holds no path of the machine that wrote it.
+  Exit codes: 1 the bug reproduces (the checker's diff is printed), 0 fixed, 2 it
+  cannot run (an import error, a harness error): never mistaken for a reproduction.
+  ``--device cpu|cuda`` chooses where (default: cuda when there is a GPU).
+- ``<name>.md``: what failed, the case, the report, the environment, how to rerun.
 """
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
+import json
 import platform
 import re
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 
-from fuzz.strategies import BatchCase, GatingCase, Logits, Options, ReuseCase, RouteCase, SortingCase
+from fuzz.cases import BatchCase, GatingCase, Logits, Options, ReuseCase, RouteCase, SortingCase
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,15 +45,13 @@ def environment(device: str = "cpu") -> dict[str, str]:
     return env
 
 
-def target_spec(target) -> tuple[str, str]:
-    """(import statement, expression) that rebuilds ``target`` in a fresh interpreter."""
-    spec = getattr(target, "repro_spec", None)
-    if spec is not None:
-        return spec
-    module, name = target.__module__, target.__name__
-    if not re.fullmatch(r"[A-Za-z_][\w.]*", f"{module}.{name}") or "<" in name:
-        raise ValueError(f"cannot name target {target!r} in a repro: give it a repro_spec (import, expression)")
-    return f"import {module}", f"{module}.{name}"
+def convention_source(target) -> str:
+    """``None`` when :func:`fuzz.targets.get` rebuilds the target's convention by itself,
+    else the convention as a literal mapping."""
+    from fuzz import targets
+    if targets.get(target.spec).convention == target.convention:
+        return "None"
+    return repr(json.loads(json.dumps(dataclasses.asdict(target.convention))))
 
 
 # --------------------------------------------------------------------------- case -> source
@@ -111,80 +110,6 @@ def case_source(case, indent: str = "    ") -> str:
     return _call(type(case).__name__, fields, indent)
 
 
-# --------------------------------------------------------------------------- per-op bodies
-
-_BODIES = {
-    "gating": '''
-x = case.logits.tensor(DEVICE)
-result = target(x, case.topk, renormalize=case.renormalize)
-print("topk_ids    :", result.topk_ids.cpu().tolist())
-print("topk_weights:", result.topk_weights.cpu().tolist())
-report = oracles.check_gating(result.topk_weights, result.topk_ids, case.logits.values, case.topk,
-                              renormalize=case.renormalize)
-''',
-    "sorting": '''
-o = case.options
-T, K = case.topk_ids.shape
-moe_buf = o.moe_buf_tensor(T, DEVICE)  # every byte nonzero: rows [0, M) must come back zero
-moe_before = None if moe_buf is None else moe_buf.cpu().clone()
-# out= buffers SLACK elements past the capacity, every element a canary
-out = poisoned_sorting_out(T, K, case.num_experts, o.unit_size, DEVICE) if o.poisoned else None
-before = None if out is None else type(out)(*(t.cpu().clone() for t in out))
-result = target(torch.from_numpy(case.topk_ids).to(DEVICE), torch.from_numpy(case.topk_weights).to(DEVICE),
-                case.num_experts, unit_size=o.unit_size, expert_mask=o.mask_tensor(DEVICE),
-                num_local_tokens=o.m_arg(DEVICE), moe_buf=moe_buf, out=out)
-report = oracles.check_sorting(out if out is not None else result, case.topk_ids, case.topk_weights,
-                               case.num_experts, unit_size=o.unit_size, expert_mask=o.expert_mask,
-                               num_local_tokens=o.num_local_tokens, before=before)
-if moe_buf is not None:
-    M = T if o.num_local_tokens is None else o.num_local_tokens
-    report = report.merged(oracles.check_moe_buf(moe_before, moe_buf.cpu(), M))
-''',
-    "route": '''
-o = case.options
-T, E = case.logits.values.shape
-moe_buf = o.moe_buf_tensor(T, DEVICE)  # every byte nonzero: rows [0, M) must come back zero
-moe_before = None if moe_buf is None else moe_buf.cpu().clone()
-# out= buffers: sorting buffers SLACK elements past the capacity, every element a canary
-out = poisoned_route_out(T, case.topk, E, o.unit_size, DEVICE) if o.poisoned else None
-before = None if out is None else type(out)(*(t.cpu().clone() for t in out))
-result = target(case.logits.tensor(DEVICE), case.topk, unit_size=o.unit_size, renormalize=case.renormalize,
-                expert_mask=o.mask_tensor(DEVICE), num_local_tokens=o.m_arg(DEVICE), moe_buf=moe_buf, out=out)
-report = oracles.check_route(out if out is not None else result, case.logits.values, case.topk,
-                             unit_size=o.unit_size, renormalize=case.renormalize, expert_mask=o.expert_mask,
-                             num_local_tokens=o.num_local_tokens, before=None if before is None else before[2:])
-if moe_buf is not None:
-    M = T if o.num_local_tokens is None else o.num_local_tokens
-    report = report.merged(oracles.check_moe_buf(moe_before, moe_buf.cpu(), M))
-''',
-    "batch": '''
-c = case.case
-full = target(c.logits.tensor(DEVICE), c.topk, renormalize=c.renormalize)
-rows = list(case.rows)
-other_logits = np.concatenate([c.logits.values[rows], case.filler])
-other = target(torch.from_numpy(other_logits).to(getattr(torch, c.logits.dtype)).to(DEVICE), c.topk,
-               renormalize=c.renormalize)
-problems = []
-for i, r in enumerate(rows):
-    for name in ("topk_ids", "topk_weights"):
-        a, b = getattr(full, name)[r].cpu(), getattr(other, name)[i].cpu()
-        if not torch.equal(a.view(torch.int32), b.view(torch.int32)):
-            problems.append(f"row {r} (row {i} of a batch of {len(other_logits)}): {name} {a.tolist()} != {b.tolist()}")
-report = oracles.CheckReport(problems)
-''',
-}
-
-_BODIES["reuse"] = ('''
-reset = getattr(target, "reset_plans", None)
-if reset is not None:
-    reset()  # start from an empty plan cache, as the property does
-reuse, problems = case, []
-for i, case in enumerate(reuse.calls):
-''' + textwrap.indent(_BODIES["route"], "    ") + '''
-    problems += [f"call {i}: {problem}" for problem in report.problems]
-report = oracles.CheckReport(problems)
-''')
-
 _TEMPLATE = '''#!/usr/bin/env python
 """{title}
 
@@ -196,27 +121,33 @@ Case: {case_repr}
 Report when found:
 {report}
 
-Run: python {filename}    (exit 1: the bug reproduces; exit 0: fixed)
+Run: python {filename} [--device cpu|cuda]
+Exit: 1 the bug reproduces, 0 fixed, 2 cannot run here (this package must be importable:
+pip install it, or put its checkout on PYTHONPATH).
 """
+import argparse
 import base64
 import os
 import sys
 
-sys.path.insert(0, {root!r})
-import torch  # noqa: E402
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
+DEVICE = parser.parse_args().device
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")  # must precede the kernels' import
-
-import numpy as np  # noqa: E402
-
-import oracles  # noqa: E402
-from fuzz.strategies import (BatchCase, GatingCase, Logits, Options, ReuseCase, RouteCase,  # noqa: E402,F401
-                             SortingCase)
-from fuzz.targets import poisoned_route_out, poisoned_sorting_out  # noqa: E402,F401
-{target_import}  # noqa: E402
-
-DEVICE = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
+try:
+    import numpy as np
+    import torch
+    if DEVICE is None:
+        DEVICE = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
+    if DEVICE == "cpu":
+        os.environ["TRITON_INTERPRET"] = "1"  # must precede the kernels' import
+    from fuzz.cases import BatchCase, GatingCase, Logits, Options, ReuseCase, RouteCase, SortingCase  # noqa: F401
+    from fuzz.properties import TargetFailure, check
+    from fuzz.targets import get
+    target = get({spec!r}, convention={convention})
+except Exception as exc:  # noqa: BLE001
+    print(f"cannot run this repro here: {{type(exc).__name__}}: {{exc}}")
+    sys.exit(2)
 
 
 def _raw(b64, dtype, shape):
@@ -224,42 +155,48 @@ def _raw(b64, dtype, shape):
     return np.frombuffer(base64.b64decode(b64), dtype=dtype).reshape(shape).copy()
 
 
-target = {target_expr}
 case = {case_src}
-{body}
-print({target_name!r}, "on", DEVICE)
-print(report)
-sys.exit(0 if report.ok else 1)
+
+print({spec!r}, "on", DEVICE, "-", {prop!r}, "property")
+try:
+    check({prop!r}, target, case, DEVICE)
+except TargetFailure as failure:
+    print(failure.report)
+    sys.exit(1)
+except Exception as exc:  # noqa: BLE001 -- the harness or the environment, not the target
+    print(f"harness error (not a reproduction): {{type(exc).__name__}}: {{exc}}")
+    sys.exit(2)
+print("OK")
+sys.exit(0)
 '''
 
 
-def write_repro(op: str, target, case, report: str, out_dir, *, name: str | None = None,
+def write_repro(prop: str, target, case, report: str, out_dir, *, name: str | None = None,
                 device: str = "cpu") -> tuple[Path, Path]:
     """Write ``<name>.py`` (standalone reproducer) and ``<name>.md`` (summary) into ``out_dir``."""
-    if op not in _BODIES:
-        raise ValueError(f"op must be one of {', '.join(_BODIES)}, got {op!r}")
-    target_import, target_expr = target_spec(target)
-    tname = getattr(target, "__name__", str(target))
-    name = name or re.sub(r"\W+", "_", f"repro_{op}_{tname}").strip("_")
+    from fuzz.properties import PROPERTIES
+    if prop not in PROPERTIES:
+        raise ValueError(f"prop must be one of {', '.join(PROPERTIES)}, got {prop!r}")
+    if target.spec is None:
+        raise ValueError(f"target {target.name!r} has no spec: fuzz.targets.get cannot rebuild it in a repro")
+    name = name or re.sub(r"\W+", "_", f"repro_{prop}_{target.spec}").strip("_")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = environment(device)
     env_txt = ", ".join(f"{k} {v}" for k, v in env.items())
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    title = f"{tname} fails the {op} property"
+    title = f"{target.name} fails the {prop} property"
     size = ", ".join(f"{k}={v}" for k, v in case.size().items())
     py = out_dir / f"{name}.py"
-    script = _TEMPLATE.format(
-        title=title, when=when, env=env_txt, case_repr=textwrap.shorten(repr(case), 400).replace('"""', "'''"),
-        report=textwrap.indent(str(report).replace('"""', "'''"), "    "), filename=py.name, root=str(ROOT),
-        target_import=target_import, target_expr=target_expr, case_src=case_source(case), body=_BODIES[op],
-        target_name=tname)
-    py.write_text(script)
+    py.write_text(_TEMPLATE.format(
+        title=title, when=when, env=env_txt, case_repr=textwrap.shorten(repr(case), 400).replace('"""', "\'\'\'"),
+        report=textwrap.indent(str(report).replace('"""', "\'\'\'"), "    "), filename=py.name,
+        spec=target.spec, convention=convention_source(target), case_src=case_source(case), prop=prop))
     md = out_dir / f"{name}.md"
     env_rows = "\n".join(f"| {k} | {v} |" for k, v in env.items())
     md.write_text(f"""# {title}
 
-Found by the `{op}` differential property ({when}); shrunk to {size}.
+Found by the `{prop}` property ({when}); shrunk to {size}.
 
 ## Case
 
@@ -276,10 +213,11 @@ Found by the `{op}` differential property ({when}); shrunk to {size}.
 ## Reproduce
 
 ```
-{sys.executable} {py.name}
+python {py.name}            # exit 1 while the bug reproduces, 0 once fixed, 2 if it cannot run
+python {py.name} --device cuda
 ```
 
-`{py.name}` is self-contained (inputs embedded; exits 1 while the bug reproduces).
+`{py.name}` embeds the case and needs only this package (installed, or its checkout on `PYTHONPATH`).
 
 ## Environment
 

@@ -31,12 +31,15 @@ dimension      regimes (simplest first)
 """
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import event
 from hypothesis import strategies as st
+
+from fuzz.cases import (WEIGHT_BITS, BatchCase, GatingCase, Logits, Options, ReuseCase, RouteCase,  # noqa: F401
+                        SortingCase, round_to)
 
 LOGIT_REGIMES = ("distinct", "ties", "specials")
 #: Kinds of special rows in the ``specials`` logits regime.
@@ -65,17 +68,16 @@ U_CHOICES = (1, 2, 3, 4, 16, 32, 64)
 #: Special logits (NaN ranks as -inf; -0.0 ties +0.0).
 SPECIAL_LOGITS = (float("nan"), float("-inf"), float("inf"), -0.0, 0.0, -200.0)
 
-#: Weight bit patterns sorting must copy exactly: -0.0, NaN payloads (quiet and
-#: signalling), infinities, the smallest denormal.
-WEIGHT_BITS = (0x80000000, 0x7FC0DEAD, 0xFFC00001, 0x7F800001, 0x7F800000, 0xFF800000, 0x00000001)
 #: Out-of-range ids (``E`` and ``E + 1`` are added per case).
 BAD_IDS = (-1, 2**20, -(2**20), -(2**31), 2**31 - 1)
-FALLBACK_THRESHOLDS = {"fused_single_tile": 16}
+#: Optional arguments a target may support (as in :data:`fuzz.conventions.OPTIONAL_ARGS`).
+ALL_OPTIONAL = ("expert_mask", "num_local_tokens", "num_local_tokens_tensor", "moe_buf", "out")
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Size limits. CI keeps kernel calls cheap under the interpreter."""
+    """What the strategies may draw: sizes (CI keeps kernel calls cheap under the
+    interpreter) and the target's domain (:meth:`fuzz.conventions.Convention.limits`)."""
 
     max_tokens: int = 40
     #: Expert counts beyond E_CHOICES (257: more than one 256-wide tile).
@@ -84,217 +86,51 @@ class Limits:
     max_threshold_tokens: int = 300
     #: T * K above this lowers K (sorting cost under the interpreter grows with it).
     max_assignments: int = 512
+    # ---- the target's domain
+    #: E values the target accepts (None: E_CHOICES + large_experts).
+    experts: tuple[int, ...] | None = None
+    max_topk: int = 127
+    unit_sizes: tuple[int, ...] = U_CHOICES
+    dtypes: tuple[str, ...] = DTYPES
+    nan: bool = True  # NaN logits
+    invalid_ids: bool = True  # ids outside [0, E)
+    duplicates: bool = True  # a repeated id in one row
+    supports: tuple[str, ...] = ALL_OPTIONAL
+    #: T values where the target changes path: the "threshold" regime draws t-1, t, t+1.
+    token_boundaries: tuple[int, ...] = ()
+
+    def expert_choices(self) -> tuple[int, ...]:
+        return self.experts if self.experts is not None else E_CHOICES + self.large_experts
+
+    def within(self, **domain) -> "Limits":
+        """These sizes with a target's domain (keyword fields of this class)."""
+        return dataclasses.replace(self, **domain)
 
 
 CI_LIMITS = Limits()
 CAMPAIGN_LIMITS = Limits(max_tokens=300, large_experts=(256, 257, 384), max_assignments=8192)
 
 
-@functools.lru_cache(maxsize=None)
-def dispatch_thresholds() -> dict[str, int]:
-    """``fused_moe.DISPATCH_THRESHOLDS`` (imported lazily: the lane must be chosen
-    first), or ``FALLBACK_THRESHOLDS`` while the kernels are not importable."""
-    try:
-        import fused_moe
-    except ImportError:
-        return dict(FALLBACK_THRESHOLDS)
-    return dict(getattr(fused_moe, "DISPATCH_THRESHOLDS", FALLBACK_THRESHOLDS))
+def limits_for(convention, base: Limits = CI_LIMITS) -> Limits:
+    """``base``'s sizes inside the domain a :class:`fuzz.conventions.Convention` declares."""
+    d = convention.domain
+    experts = tuple(E for E in base.expert_choices() if d.allows_experts(E)) or d.experts or (1,)
+    max_tokens = base.max_tokens if d.max_tokens is None else min(base.max_tokens, d.max_tokens)
+    return base.within(
+        experts=experts, max_tokens=max_tokens, max_topk=min(base.max_topk, d.max_topk or base.max_topk),
+        max_threshold_tokens=min(base.max_threshold_tokens, d.max_tokens or base.max_threshold_tokens),
+        unit_sizes=d.unit_sizes or base.unit_sizes, dtypes=tuple(d.dtypes),
+        nan=convention.nan == "spec", invalid_ids=convention.invalid_ids == "drop",
+        duplicates=convention.duplicates == "keep", supports=tuple(d.supports),
+        token_boundaries=tuple(d.token_boundaries))
 
 
 def threshold_tokens(limits: Limits = CI_LIMITS) -> tuple[int, ...]:
-    """T on both sides of every dispatch threshold: t-1, t, t+1."""
-    out = {t + d for t in dispatch_thresholds().values() for d in (-1, 0, 1)}
-    return tuple(sorted(t for t in out if 0 <= t <= limits.max_threshold_tokens))
-
-
-# --------------------------------------------------------------------------- cases
-
-
-class _CompactRepr:
-    """Hypothesis's pretty printer expands dataclasses field by field; print our repr instead."""
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(repr(self))
-
-
-def _show(a: np.ndarray | None, limit: int = 48) -> str:
-    if a is None:
-        return "None"
-    if a.size <= limit:
-        if a.dtype == np.float32:
-            return np.array2string(a, separator=",", threshold=limit).replace("\n", "")
-        return str(a.tolist())
-    return f"<{a.dtype} {tuple(a.shape)}>"
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class Logits(_CompactRepr):
-    """Logits as the kernel sees them: ``values`` is the exact float32 upcast of the
-    ``dtype`` tensor; with ``col_pad > 0`` the tensor is the column slice
-    ``[:, col_offset:col_offset + E]`` of a wider parent filled with 1e4 (a kernel
-    reading the wrong columns would select them)."""
-
-    values: np.ndarray  # (T, E) float32
-    dtype: str = "float32"
-    col_pad: int = 0
-    col_offset: int = 0
-
-    def tensor(self, device="cpu"):
-        import torch
-        T, E = self.values.shape
-        tdt = getattr(torch, self.dtype)
-        src = torch.from_numpy(np.ascontiguousarray(self.values)).to(tdt)
-        if not self.col_pad:
-            return src.to(device)
-        parent = torch.full((T, E + self.col_pad), 1e4, dtype=tdt)
-        parent[:, self.col_offset:self.col_offset + E] = src
-        return parent.to(device)[:, self.col_offset:self.col_offset + E]
-
-    def __repr__(self) -> str:
-        lay = f", strided(pad={self.col_pad}, off={self.col_offset})" if self.col_pad else ""
-        return f"{self.dtype}{lay} {_show(self.values)}"
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class Options(_CompactRepr):
-    """Sorting options shared by sorting and route cases."""
-
-    unit_size: int = 32
-    expert_mask: np.ndarray | None = None  # (E,) int32 or bool
-    num_local_tokens: int | None = None
-    m_on_device: bool = False  # pass M as an int32 device tensor of one element
-    moe_buf: tuple[str, int] | None = None  # (dtype name, elements per row); T rows
-    poisoned: bool = True  # pass canary-filled out= buffers
-
-    def mask_tensor(self, device="cpu"):
-        import torch
-        return None if self.expert_mask is None else torch.from_numpy(self.expert_mask.copy()).to(device)
-
-    def m_arg(self, device="cpu"):
-        if self.num_local_tokens is None or not self.m_on_device:
-            return self.num_local_tokens
-        import torch
-        return torch.tensor([self.num_local_tokens], dtype=torch.int32, device=device)
-
-    def moe_buf_tensor(self, T: int, device="cpu"):
-        """A fresh moe_buf of T rows, every byte nonzero (so zeroing is visible)."""
-        if self.moe_buf is None:
-            return None
-        import torch
-        name, n = self.moe_buf
-        dt = getattr(torch, name)
-        row_bytes = n * torch.empty((), dtype=dt).element_size()
-        raw = (np.arange(T * row_bytes, dtype=np.int64) * 37 + 0x5B) % 255 + 1
-        return torch.from_numpy(raw.astype(np.uint8).reshape(T, row_bytes)).view(dt).to(device)
-
-    def __repr__(self) -> str:
-        bits = [f"U={self.unit_size}"]
-        if self.expert_mask is not None:
-            m = np.asarray(self.expert_mask, dtype=np.int32)
-            shown = m.tolist() if m.size <= 16 else f"{int(m.sum())} of {m.size} kept"
-            bits.append(f"mask={shown}({self.expert_mask.dtype})")
-        if self.num_local_tokens is not None:
-            bits.append(f"M={self.num_local_tokens}{'(tensor)' if self.m_on_device else ''}")
-        if self.moe_buf is not None:
-            bits.append(f"moe_buf={self.moe_buf[0]}x{self.moe_buf[1]}")
-        bits.append("out=poisoned" if self.poisoned else "out=allocated")
-        return ", ".join(bits)
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class GatingCase(_CompactRepr):
-    logits: Logits
-    topk: int
-    renormalize: bool = True
-    labels: tuple[str, ...] = field(default=(), compare=False)
-
-    def size(self) -> dict[str, int]:
-        T, E = self.logits.values.shape
-        return {"T": T, "E": E, "K": self.topk}
-
-    def __repr__(self) -> str:
-        s = self.size()
-        return (f"GatingCase(T={s['T']}, E={s['E']}, K={self.topk}, renormalize={self.renormalize}, "
-                f"logits={self.logits!r})")
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class SortingCase(_CompactRepr):
-    topk_ids: np.ndarray  # (T, K) int32
-    topk_weights: np.ndarray  # (T, K) float32
-    num_experts: int
-    options: Options = Options()
-    labels: tuple[str, ...] = field(default=(), compare=False)
-
-    def size(self) -> dict[str, int]:
-        T, K = self.topk_ids.shape
-        return {"T": T, "E": self.num_experts, "K": K, "U": self.options.unit_size}
-
-    def __repr__(self) -> str:
-        T, K = self.topk_ids.shape
-        w = self.topk_weights.view(np.uint32)
-        wtxt = _show(self.topk_weights) if self.topk_weights.size <= 48 else "<float32>"
-        odd = [hex(b) for b in sorted(set(w.reshape(-1).tolist()) & set(WEIGHT_BITS))]
-        return (f"SortingCase(T={T}, K={K}, E={self.num_experts}, {self.options!r}, ids={_show(self.topk_ids)}, "
-                f"weights={wtxt}{', bits ' + ','.join(odd) if odd else ''})")
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class RouteCase(_CompactRepr):
-    logits: Logits
-    topk: int
-    renormalize: bool = True
-    options: Options = Options()
-    labels: tuple[str, ...] = field(default=(), compare=False)
-
-    def size(self) -> dict[str, int]:
-        T, E = self.logits.values.shape
-        return {"T": T, "E": E, "K": self.topk, "U": self.options.unit_size}
-
-    def __repr__(self) -> str:
-        T, E = self.logits.values.shape
-        return (f"RouteCase(T={T}, E={E}, K={self.topk}, renormalize={self.renormalize}, {self.options!r}, "
-                f"logits={self.logits!r})")
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class ReuseCase(_CompactRepr):
-    """Route calls run in order, all with the T, E, K, dtype and row stride of the first:
-    later calls often hit the plan the first one cached (fused_moe/plans.py) while their
-    values, options (M, mask, moe_buf, out=) or column offset (so address alignment) differ.
-    The first call comes back last, after the cache has seen the others."""
-
-    calls: tuple[RouteCase, ...]
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(label for call in self.calls for label in call.labels))
-
-    def size(self) -> dict[str, int]:
-        return {**self.calls[0].size(), "calls": len(self.calls)}
-
-    def __repr__(self) -> str:
-        return "ReuseCase(" + ", ".join(map(repr, self.calls)) + ")"
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class BatchCase(_CompactRepr):
-    """Batch invariance: ``rows`` of ``case`` recomputed inside another batch made of
-    those rows (reordered, repeated) followed by ``filler`` rows of other tokens."""
-
-    case: GatingCase
-    rows: tuple[int, ...]
-    filler: np.ndarray  # (F, E) float32, exact in case.logits.dtype
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.case.labels
-
-    def size(self) -> dict[str, int]:
-        return {**self.case.size(), "T_other": len(self.rows) + self.filler.shape[0]}
-
-    def __repr__(self) -> str:
-        return f"BatchCase({self.case!r}, rows={list(self.rows)}, filler={_show(self.filler)})"
+    """T on both sides of every boundary the target declares: t-1, t, t+1 (1 and 2 when
+    it declares none, so the regime always has something to draw)."""
+    out = {t + d for t in limits.token_boundaries for d in (-1, 0, 1)}
+    out = sorted(t for t in out if 0 <= t <= min(limits.max_threshold_tokens, 2**24 - 1))
+    return tuple(out) or (1, 2)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -350,19 +186,13 @@ def _rng(draw) -> _LazyRng:
     return _LazyRng(draw)
 
 
-def round_to(x: np.ndarray, dtype: str) -> np.ndarray:
-    """``x`` rounded to ``dtype`` (through torch) and upcast back to float32 exactly."""
-    if dtype == "float32":
-        return x.astype(np.float32)
-    import torch
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(getattr(torch, dtype)).float().numpy()
 
 
 def _tokens(draw, labels, limits: Limits) -> int:
     regime = draw(st.sampled_from(TOKEN_REGIMES))
     _label(labels, "tokens", regime)
     if regime == "small":
-        return draw(st.integers(1, 8))
+        return draw(st.integers(1, min(8, limits.max_tokens)))
     if regime == "edge":
         return draw(st.sampled_from((1, 0)))
     if regime == "threshold":
@@ -373,7 +203,7 @@ def _tokens(draw, labels, limits: Limits) -> int:
 def _experts(draw, limits: Limits) -> int:
     # One index over the sorted choices (the large count last) so that the shrinker only
     # ever lowers it; a separate "rare" flag would strand shrunk cases at the large E.
-    return draw(st.sampled_from(E_CHOICES + limits.large_experts))
+    return draw(st.sampled_from(limits.expert_choices()))
 
 
 def _topk(draw, labels, E: int, T: int, limits: Limits, cap: int = 8) -> int:
@@ -381,7 +211,7 @@ def _topk(draw, labels, E: int, T: int, limits: Limits, cap: int = 8) -> int:
     regime = draw(st.sampled_from(TOPK_REGIMES))
     _label(labels, "topk", regime)
     k = draw(st.integers(1, cap))  # drawn in both regimes: switching regime keeps later choices aligned
-    K = min(E, 127) if regime == "all" else min(k, E)
+    K = min(E, 127, limits.max_topk) if regime == "all" else min(k, E, limits.max_topk)
     return max(1, min(K, limits.max_assignments // max(T, 1)))
 
 
@@ -393,7 +223,7 @@ def _topk(draw, labels, E: int, T: int, limits: Limits, cap: int = 8) -> int:
 # trailing bulk draws are misaligned, never the structure that makes a case fail.
 
 
-def _logit_plan(draw, labels, T: int, E: int, K: int, rng):
+def _logit_plan(draw, labels, T: int, E: int, K: int, rng, limits: Limits):
     """Draw the regime now; everything else in ``finish`` (drawn last, see above)."""
     regime = draw(st.sampled_from(LOGIT_REGIMES))
     _label(labels, "logits", regime)
@@ -419,17 +249,19 @@ def _logit_plan(draw, labels, T: int, E: int, K: int, rng):
             return x
         return ties
     # One guaranteed special row (its kind is labelled now), then optional extra rows and entries.
-    kind = draw(st.sampled_from(SPECIAL_KINDS))
+    kinds = SPECIAL_KINDS if limits.nan else tuple(k for k in SPECIAL_KINDS if "nan" not in k)
+    specials_values = SPECIAL_LOGITS if limits.nan else tuple(v for v in SPECIAL_LOGITS if v == v)
+    kind = draw(st.sampled_from(kinds))
     _label(labels, "special", kind)
 
     def specials(draw):
-        row_patches = draw(st.lists(st.tuples(rows, st.sampled_from(SPECIAL_KINDS)), min_size=1 if T else 0,
+        row_patches = draw(st.lists(st.tuples(rows, st.sampled_from(kinds)), min_size=1 if T else 0,
                                     max_size=3 if T else 0))
         if row_patches:
             row_patches[0] = (row_patches[0][0], kind)
         for k in sorted({k for _, k in row_patches[1:]} - {kind}):  # the extra rows' kinds are present too
             _label(labels, "special", k)
-        entries = draw(st.lists(st.tuples(rows, st.integers(0, E - 1), st.sampled_from(SPECIAL_LOGITS)),
+        entries = draw(st.lists(st.tuples(rows, st.integers(0, E - 1), st.sampled_from(specials_values)),
                                 max_size=6 if T else 0))
         x = (_ints(draw, rng, (T, E), -8, 8) * 0.375).astype(np.float32)
         for r, k in row_patches:
@@ -451,9 +283,9 @@ def _logit_plan(draw, labels, T: int, E: int, K: int, rng):
     return specials
 
 
-def _logits_plan(draw, labels, T, E, K, rng):
-    values = _logit_plan(draw, labels, T, E, K, rng)
-    dtype = draw(st.sampled_from(DTYPES))
+def _logits_plan(draw, labels, T, E, K, rng, limits: Limits):
+    values = _logit_plan(draw, labels, T, E, K, rng, limits)
+    dtype = draw(st.sampled_from(limits.dtypes))
     _label(labels, "dtype", dtype)
     layout = draw(st.sampled_from(LAYOUTS))
     _label(labels, "layout", layout)
@@ -470,7 +302,7 @@ def _gating_plan(draw, labels, limits: Limits):
     T = _tokens(draw, labels, limits)
     E = _experts(draw, limits)
     K = _topk(draw, labels, E, T, limits)
-    finish = _logits_plan(draw, labels, T, E, K, rng)
+    finish = _logits_plan(draw, labels, T, E, K, rng, limits)
     renormalize = draw(st.sampled_from((True, False)))
     return rng, T, E, K, finish, renormalize
 
@@ -496,10 +328,20 @@ def batch_cases(draw, limits: Limits = CI_LIMITS) -> BatchCase:
 # --------------------------------------------------------------------------- sorting
 
 
+def id_regimes(limits: Limits) -> tuple[str, ...]:
+    """The id regimes inside the target's domain (uniform is always there)."""
+    dropped = set()
+    if not limits.invalid_ids:
+        dropped |= {"out_of_range", "unit_edges"}  # unit_edges fills the unused slots with -1
+    if not limits.duplicates:
+        dropped |= {"skewed", "empty_experts", "duplicates"}
+    return tuple(r for r in ID_REGIMES if r not in dropped)
+
+
 def _ids_plan(draw, labels, T: int, K: int, E: int, U: int, rng, limits: Limits):
     """(T', finish) with ``finish(draw)`` -> (T', K) int64 ids; T' == T except in
     ``unit_edges`` (T derived from the per-expert counts)."""
-    regime = draw(st.sampled_from(ID_REGIMES))
+    regime = draw(st.sampled_from(id_regimes(limits)))
     _label(labels, "ids", regime)
     some_ids = (lambda draw: _perm_rows(draw, rng, T, E, K)) if K <= E else \
         (lambda draw: _ints(draw, rng, (T, K), 0, E - 1))
@@ -518,7 +360,7 @@ def _ids_plan(draw, labels, T: int, K: int, E: int, U: int, rng, limits: Limits)
                               min_size=1, max_size=4, unique_by=lambda p: p[0]))
         counts = {"1": 1, "U": U, "U+1": U + 1, "U-1": U - 1, "2U+1": 2 * U + 1}
         flat = np.concatenate([np.full(counts[c], e) for e, c in picks] + [np.zeros(0, np.int64)])
-        flat = flat[: min(2 * limits.max_tokens * K, limits.max_assignments)]
+        flat = flat[: min(limits.max_tokens * K, limits.max_assignments)]
         T2 = -(-flat.size // K)
         labels[:] = [lab for lab in labels if not lab.startswith("tokens:")]
         _label(labels, "tokens", "derived")
@@ -557,11 +399,19 @@ def _weights(draw, labels, T: int, K: int, rng) -> np.ndarray:
     return w
 
 
-def _options(draw, labels, T: int, E: int, rng, U: int | None = None) -> tuple[Options, int | None]:
-    """Options plus M (None: all rows in use)."""
+def _supported(regimes: tuple[str, ...], limits: Limits, *needs: tuple[str, str]) -> tuple[str, ...]:
+    """``regimes`` without those whose argument the target does not support: ``needs`` pairs
+    a regime with the argument it passes; "none" is always kept."""
+    need = dict(needs)
+    return tuple(r for r in regimes if r not in need or need[r] in limits.supports)
+
+
+def _options(draw, labels, T: int, E: int, rng, limits: Limits, U: int | None = None) -> tuple[Options, int | None]:
+    """Options plus M (None: all rows in use), inside the target's domain."""
     if U is None:
-        U = draw(st.sampled_from(U_CHOICES))
-    mask_regime = draw(st.sampled_from(MASK_REGIMES))
+        U = draw(st.sampled_from(limits.unit_sizes))
+    mask_regimes = _supported(MASK_REGIMES, limits, *((r, "expert_mask") for r in MASK_REGIMES[1:]))
+    mask_regime = draw(st.sampled_from(mask_regimes))
     _label(labels, "mask", mask_regime)
     mask = None
     if mask_regime != "none":
@@ -570,13 +420,15 @@ def _options(draw, labels, T: int, E: int, rng, U: int | None = None) -> tuple[O
         if mask_regime == "sparse":  # at least one expert off (shrinks toward expert 0: every local id shifts)
             bits[draw(st.integers(0, E - 1))] = False
         mask = bits.astype(dt)
-    m_regime = draw(st.sampled_from(M_REGIMES))
+    m_regime = draw(st.sampled_from(_supported(M_REGIMES, limits, ("int", "num_local_tokens"),
+                                               ("tensor", "num_local_tokens_tensor"))))
     _label(labels, "m", m_regime)
     M = None if m_regime == "none" else T - draw(st.integers(0, T))  # shrinks toward M == T
-    buf_regime = draw(st.sampled_from(MOE_BUF_REGIMES))
+    buf_regime = draw(st.sampled_from(_supported(MOE_BUF_REGIMES, limits,
+                                                 *((r, "moe_buf") for r in MOE_BUF_REGIMES[1:]))))
     _label(labels, "moe_buf", buf_regime)
     buf = None if buf_regime == "none" else (buf_regime, draw(st.integers(1, 24)))
-    out = draw(st.sampled_from(OUT_REGIMES))
+    out = draw(st.sampled_from(_supported(OUT_REGIMES, limits, ("poisoned", "out"))))
     _label(labels, "out", out)
     opts = Options(unit_size=U, expert_mask=mask, num_local_tokens=M, m_on_device=m_regime == "tensor",
                    moe_buf=buf, poisoned=out == "poisoned")
@@ -590,13 +442,14 @@ def sorting_cases(draw, limits: Limits = CI_LIMITS) -> SortingCase:
     T = _tokens(draw, labels, limits)
     E = _experts(draw, limits)
     K = _topk(draw, labels, E, T, limits)
-    U = draw(st.sampled_from(U_CHOICES))
+    U = draw(st.sampled_from(limits.unit_sizes))
     T, finish = _ids_plan(draw, labels, T, K, E, U, rng, limits)
     weights = _weights(draw, labels, T, K, rng)
-    opts, M = _options(draw, labels, T, E, rng, U)
+    opts, M = _options(draw, labels, T, E, rng, limits, U)
     ids = finish(draw)
-    if M is not None and M < T:  # rows >= M are garbage, in range and out of range
-        ids[M:] = rng.integers(-2, E + 2, size=(T - M, K))
+    if M is not None and M < T:  # rows >= M are garbage (out of range too, where the domain allows)
+        bad = 2 if limits.invalid_ids else 0
+        ids[M:] = rng.integers(-bad, E + bad, size=(T - M, K))
     return SortingCase(ids.astype(np.int32), weights, E, opts, tuple(labels))
 
 
@@ -604,17 +457,18 @@ def sorting_cases(draw, limits: Limits = CI_LIMITS) -> SortingCase:
 def route_cases(draw, limits: Limits = CI_LIMITS) -> RouteCase:
     labels: list[str] = []
     rng, T, E, K, finish, renormalize = _gating_plan(draw, labels, limits)
-    opts, M = _options(draw, labels, T, E, rng)
-    return RouteCase(_garbage_past(finish(draw), M, rng), K, renormalize, opts, tuple(labels))
+    opts, M = _options(draw, labels, T, E, rng, limits)
+    return RouteCase(_garbage_past(finish(draw), M, rng, limits), K, renormalize, opts, tuple(labels))
 
 
-def _garbage_past(logits: Logits, M: int | None, rng) -> Logits:
-    """Rows >= M replaced by garbage (NaN and large values included): never routed."""
+def _garbage_past(logits: Logits, M: int | None, rng, limits: Limits) -> Logits:
+    """Rows >= M replaced by garbage (large values, and NaN where the domain allows): never routed."""
     T, E = logits.values.shape
     if M is None or M >= T:
         return logits
     junk = rng.standard_normal((T - M, E)) * 100
-    junk[rng.random(junk.shape) < 0.1] = np.nan
+    if limits.nan:
+        junk[rng.random(junk.shape) < 0.1] = np.nan
     values = logits.values.copy()
     values[M:] = round_to(junk, logits.dtype)
     return Logits(values, logits.dtype, logits.col_pad, logits.col_offset)
@@ -631,9 +485,21 @@ def reuse_cases(draw, limits: Limits = CI_LIMITS) -> ReuseCase:
         if draw(st.booleans()):  # the first call's options: the same plan key unless the offset moves
             opts, M = first.options, first.options.num_local_tokens
         else:
-            opts, M = _options(draw, labels, T, E, rng, first.options.unit_size)
+            opts, M = _options(draw, labels, T, E, rng, limits, first.options.unit_size)
         offset = draw(st.integers(0, first.logits.col_pad))
         values = round_to(rng.standard_normal((T, E)) * 3, first.logits.dtype)
-        logits = _garbage_past(Logits(values, first.logits.dtype, first.logits.col_pad, offset), M, rng)
+        logits = _garbage_past(Logits(values, first.logits.dtype, first.logits.col_pad, offset), M, rng, limits)
         calls.append(RouteCase(logits, first.topk, first.renormalize, opts, tuple(labels)))
     return ReuseCase((*calls, first))
+
+
+#: The strategy feeding each property of :data:`fuzz.properties.PROPERTIES`.
+STRATEGIES = {"gating": gating_cases, "sorting": sorting_cases, "route": route_cases, "batch": batch_cases,
+              "reuse": reuse_cases, "paths": route_cases}
+
+
+def cases_for(prop: str, target=None, base: Limits = CI_LIMITS):
+    """The cases of property ``prop`` inside ``target``'s declared domain (a Target, or None
+    for the contract's whole domain), at ``base``'s sizes."""
+    limits = base if target is None else limits_for(target.convention, base)
+    return STRATEGIES[prop](limits)

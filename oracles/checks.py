@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import as_logits, as_num_local_tokens, as_numpy, as_topk
-from .gating import gating_probabilities
+from ._common import as_logits, as_num_experts, as_num_local_tokens, as_numpy, as_topk, as_unit_size
+from .gating import probabilities_of, select, selection_key
 from .sorting import _plan, capacity
 
-__all__ = ["CheckReport", "check_gating", "check_sorting", "check_route", "check_moe_buf"]
+__all__ = ["CheckReport", "check_gating", "check_sorting", "check_sorting_vllm", "check_route", "check_moe_buf"]
 
 #: At most this many messages per kind of difference; the rest are counted.
 MAX_PER_KIND = 20
@@ -29,10 +29,12 @@ _ROUTE_FIELDS = ("topk_weights", "topk_ids") + _SORT_FIELDS
 class CheckReport:
     """Result of a check: ``ok``, ``problems`` (capped list of messages), readable ``str``."""
 
-    __slots__ = ("problems",)
+    __slots__ = ("problems", "kinds")
 
-    def __init__(self, problems=None):
+    def __init__(self, problems=None, kinds=None):
         self.problems: list[str] = list(problems or [])
+        #: The kinds of difference found, in order ("wrong ids", "sorted_token_ids differences", ...).
+        self.kinds: list[str] = list(kinds or [])
 
     @property
     def ok(self) -> bool:
@@ -50,12 +52,15 @@ class CheckReport:
         return f"CheckReport(ok={self.ok}, problems={self.problems!r})"
 
     def merged(self, other: "CheckReport", prefix: str = "") -> "CheckReport":
-        return CheckReport(self.problems + [prefix + p for p in other.problems])
+        return CheckReport(self.problems + [prefix + p for p in other.problems],
+                           self.kinds + [prefix + k for k in other.kinds if prefix + k not in self.kinds])
 
 
 def _add(report: CheckReport, indices, describe, kind: str) -> None:
     """Append ``describe(i)`` for the first MAX_PER_KIND indices, then a count of the rest."""
     n = len(indices)
+    if n and kind not in report.kinds:
+        report.kinds.append(kind)
     for i in indices[:MAX_PER_KIND]:
         report.problems.append(describe(i))
     if n > MAX_PER_KIND:
@@ -92,7 +97,36 @@ def _bits(a: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- gating
 
 
-def check_gating(actual_weights, actual_ids, logits, topk, *, renormalize=True, rtol=1e-5, atol=1e-6) -> CheckReport:
+#: What a gating target's weights are (``none``: ids only).
+WEIGHT_KINDS = ("softmax", "logits", "none")
+
+
+def _topk_violations(key: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Rows (of ``rows``) whose ``ids`` are not a valid top-k of ``key`` under ANY tie rule:
+    slot keys must not increase, and no unselected expert may beat a selected one."""
+    bad_rows, messages = [], []
+    for r in rows:
+        sel = key[r, ids[r]]
+        rising = np.flatnonzero(sel[1:] > sel[:-1])
+        others = np.ones(key.shape[1], bool)
+        others[ids[r]] = False
+        best_other = key[r, others].max() if others.any() else -np.inf
+        if rising.size:
+            j = int(rising[0])
+            messages.append(f"row {r}: slot {j + 1} (expert {ids[r, j + 1]}, key {sel[j + 1]!r}) ranks above "
+                            f"slot {j} (expert {ids[r, j]}, key {sel[j]!r})")
+        elif sel.size and sel.min() < best_other:
+            e = int(np.flatnonzero(others & (key[r] == best_other))[0])
+            messages.append(f"row {r}: expert {e} (key {best_other!r}) is not selected but beats slot "
+                            f"{int(sel.argmin())} (expert {ids[r, sel.argmin()]}, key {sel.min()!r})")
+        else:
+            continue
+        bad_rows.append(r)
+    return np.asarray(bad_rows, dtype=np.int64), messages
+
+
+def check_gating(actual_weights, actual_ids, logits, topk, *, renormalize=True, rtol=1e-5, atol=1e-6,
+                 ties="lower", selection="logits", weights="softmax") -> CheckReport:
     """Compare top-k gating outputs with the float64 oracle (SPEC section 1).
 
     Ids exact (ties to the lower index, NaN as -inf, see
@@ -100,16 +134,24 @@ def check_gating(actual_weights, actual_ids, logits, topk, *, renormalize=True, 
     of the unrounded float64 oracle at the same row and slot. Invariants are
     reported separately so a broken kernel is diagnosed, not just rejected:
     ids in ``[0, E)``, no id repeated in a row, no NaN weight.
+
+    Other conventions (SPEC section 6): ``ties="higher"``, or ``"any"`` (any valid
+    top-k: the weights are then judged at the ids found); ``selection="probabilities"``
+    (values whose float32 probabilities are equal tie); ``weights="logits"`` (the raw
+    selected logits) or ``"none"`` (ids only; ``actual_weights`` may be None).
     """
     x = as_logits(logits)
     T, E = x.shape
     K = as_topk(topk, E)
-    probs, ids = gating_probabilities(x, K, renormalize=renormalize)
+    if weights not in WEIGHT_KINDS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHT_KINDS)}, got {weights!r}")
+    key = selection_key(x, selection=selection)
+    ids = select(key, K, ties="lower" if ties == "any" else ties)
     rep = CheckReport()
-    aw = as_numpy(actual_weights, "actual_weights")
     ai = as_numpy(actual_ids, "actual_ids")
+    aw = None if weights == "none" else as_numpy(actual_weights, "actual_weights")
     for name, arr in (("topk_ids", ai), ("topk_weights", aw)):
-        if arr.shape != (T, K):
+        if arr is not None and arr.shape != (T, K):
             rep.problems.append(f"{name}: expected shape ({T}, {K}), found {arr.shape}")
     if not rep.ok:
         return rep
@@ -118,38 +160,51 @@ def check_gating(actual_weights, actual_ids, logits, topk, *, renormalize=True, 
         return rep
     if ai.dtype != np.int32:
         rep.problems.append(f"topk_ids: expected dtype int32, found {ai.dtype}")
-    if aw.dtype != np.float32:
+    if aw is not None and aw.dtype != np.float32:
         rep.problems.append(f"topk_weights: expected dtype float32, found {aw.dtype}")
-    if not np.issubdtype(aw.dtype, np.floating):
-        return rep
     ai64 = ai.astype(np.int64)
 
     def logit(r, e):
         return repr(float(x[r, e])) if 0 <= e < E else "out of range"
 
-    bad = np.argwhere((ai64 < 0) | (ai64 >= E))
+    out_of_range = (ai64 < 0) | (ai64 >= E)
+    bad = np.argwhere(out_of_range)
     _add(rep, bad, lambda rj: f"row {rj[0]} slot {rj[1]}: id {ai64[rj[0], rj[1]]} out of range [0, E={E})",
          "out-of-range ids")
     srt = np.sort(ai64, axis=1)
-    dup_rows = np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1)) if K > 1 else np.array([], int)
+    dup = (srt[:, 1:] == srt[:, :-1]).any(axis=1) if K > 1 else np.zeros(T, bool)
+    dup_rows = np.flatnonzero(dup)
 
-    def dup(r):
+    def dup_row(r):
         vals, cnt = np.unique(ai64[r], return_counts=True)
         v = vals[cnt > 1][0]
         return f"row {r}: id {v} repeated in slots {np.flatnonzero(ai64[r] == v).tolist()}"
 
-    _add(rep, dup_rows, dup, "rows with repeated ids")
+    _add(rep, dup_rows, dup_row, "rows with repeated ids")
+    if ties == "any":  # the ids found are the expected ones wherever they are a valid top-k
+        usable = np.flatnonzero(~out_of_range.any(axis=1) & ~dup)
+        invalid, messages = _topk_violations(key, ai64, usable)
+        _add(rep, np.arange(len(messages)), lambda i: messages[i], "rows that are no valid top-k")
+        valid = np.setdiff1d(usable, invalid)
+        ids = ids.copy()
+        ids[valid] = ai64[valid]
     wrong = np.argwhere(ai64 != ids)
     _add(rep, wrong, lambda rj: (f"row {rj[0]} slot {rj[1]}: expected id {ids[rj[0], rj[1]]}, found "
                                  f"{ai64[rj[0], rj[1]]} (their logits {logit(rj[0], ids[rj[0], rj[1]])} and "
                                  f"{logit(rj[0], ai64[rj[0], rj[1]])})"), "wrong ids")
+    if aw is None or not np.issubdtype(aw.dtype, np.floating):
+        return rep
+    if weights == "logits":
+        probs = np.take_along_axis(x.astype(np.float64), ids.astype(np.intp), axis=1)
+    else:
+        probs = probabilities_of(x, ids, renormalize=renormalize)
     w64 = aw.astype(np.float64)
-    nan = np.argwhere(np.isnan(w64))
+    nan = np.argwhere(np.isnan(w64) & ~np.isnan(probs))
     _add(rep, nan, lambda rj: f"row {rj[0]} slot {rj[1]}: weight is NaN (expected {probs[rj[0], rj[1]]:.9g})",
          "NaN weights")
     with np.errstate(invalid="ignore"):
         tol = atol + rtol * np.abs(probs)
-        off = np.argwhere(~np.isnan(w64) & ~(np.abs(w64 - probs) <= tol))
+        off = np.argwhere(~np.isnan(w64) & ~(np.abs(w64 - probs) <= tol) & ~(w64 == probs))
 
     def weight(rj):
         r, j = rj
@@ -163,8 +218,32 @@ def check_gating(actual_weights, actual_ids, logits, topk, *, renormalize=True, 
 # --------------------------------------------------------------------------- sorting
 
 
+#: Orders inside an expert a sorting target may declare.
+ORDERS = ("exact", "unordered")
+
+
+def _unordered_to_exact(tok64: np.ndarray, wts: np.ndarray, plan) -> tuple[np.ndarray, np.ndarray]:
+    """Sort each EXPECTED expert segment of the found prefix by (token, slot), padding last,
+    carrying the weights along: an order-free layout then compares position by position,
+    while a token in another expert's segment, a missing or an extra one still differs."""
+    tok64, wts = tok64.copy(), wts.copy()
+    K = plan.K
+    for start, length in zip(plan.seg_start, plan.padded):
+        stop = min(int(start + length), tok64.size)
+        if length == 0 or start >= stop:
+            continue
+        seg = tok64[start:stop]
+        j, t = seg >> 24, seg & 0xFFFFFF
+        real = (seg >= 0) & (j < K) & (t < plan.M)
+        rank = np.where(real, t * 128 + j, np.int64(2**40) + (seg & 0xFFFFFFFF))
+        order = np.argsort(rank, kind="stable")
+        tok64[start:stop] = seg[order]
+        wts[start:stop] = wts[start:stop][order]
+    return tok64, wts
+
+
 def check_sorting(actual, topk_ids, topk_weights, num_experts, *, unit_size=32, expert_mask=None,
-                  num_local_tokens=None, before=None) -> CheckReport:
+                  num_local_tokens=None, before=None, order="exact", capacity_rows=None) -> CheckReport:
     """Compare capacity-sized sorting buffers with :func:`oracles.moe_sorting` (SPEC section 2).
 
     ``actual`` is SortingResult-like (or RouteResult-like): sorted_token_ids,
@@ -180,7 +259,13 @@ def check_sorting(actual, topk_ids, topk_weights, num_experts, *, unit_size=32, 
       expert, block, token and slot; weights bit-exact (uint32 view);
     * with ``before`` (a copy of the buffers taken just before the kernel
       ran): every element past the valid prefix bit-identical to it.
+
+    ``order="unordered"`` accepts any order inside an expert's segment (atomics-based
+    producers); ``capacity_rows`` = (slots, blocks) overrides the tight capacity as the
+    least buffer length (a producer's own sizing rule).
     """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
     plan = _plan(topk_ids, topk_weights, num_experts, unit_size=unit_size, expert_mask=expert_mask,
                  num_local_tokens=num_local_tokens)
     exp = plan.result
@@ -191,7 +276,7 @@ def check_sorting(actual, topk_ids, topk_weights, num_experts, *, unit_size=32, 
     rep = CheckReport()
     tok, wts, eid, nv = [as_numpy(a, n).reshape(-1) for a, n in zip(_fields(actual, _SORT_FIELDS, "actual"),
                                                                       _SORT_FIELDS)]
-    cap_rows, cap_blocks = capacity(T, K, E, U)
+    cap_rows, cap_blocks = capacity(T, K, E, U) if capacity_rows is None else capacity_rows
     for name, arr, need in (("sorted_token_ids", tok, cap_rows), ("sorted_weights", wts, cap_rows),
                             ("sorted_expert_ids", eid, cap_blocks), ("num_valid_ids", nv, 2)):
         if arr.size < need:
@@ -205,6 +290,8 @@ def check_sorting(actual, topk_ids, topk_weights, num_experts, *, unit_size=32, 
     if not ints_ok or nv.size < 2:
         return rep
     tok64, eid64, nv64 = tok.astype(np.int64), eid.astype(np.int64), nv.astype(np.int64)
+    if order == "unordered":
+        tok64, wts = _unordered_to_exact(tok64, wts, plan)
 
     # num_valid_ids
     for i, want in ((0, P), (1, M)):
@@ -298,6 +385,73 @@ def check_sorting(actual, topk_ids, topk_weights, num_experts, *, unit_size=32, 
                 f"{name}[{valid + i}] past the valid prefix was overwritten: before {show(ob, i)}, "
                 f"after {show(nbits, i)}"), f"{name} canaries overwritten")
     return rep
+
+
+_VLLM_FIELDS = ("sorted_token_ids", "expert_ids", "num_tokens_post_pad")
+
+
+def check_sorting_vllm(actual, topk_ids, topk_weights, num_experts, *, unit_size=32, expert_mask=None,
+                       num_local_tokens=None, order="unordered", tail="filled", before=None,
+                       capacity_rows=None) -> CheckReport:
+    """Check vLLM-layout sorting buffers (:mod:`oracles.layouts`).
+
+    ``actual``: sorted_token_ids, expert_ids, num_tokens_post_pad (by name or position).
+    Past the valid prefix, ``tail="filled"`` requires the pad value ``T*K`` and ``-1``
+    blocks up to each buffer's end; ``"untouched"`` compares with ``before``. The prefix
+    is converted to the CK layout (flat index ``t*K + j`` -> token t slot j, pad -> the CK
+    sentinel) and judged by :func:`check_sorting`, so every difference is still named by
+    expert, block, token and slot.
+    """
+    tok, eid, ntp = [as_numpy(a, n).reshape(-1) for a, n in zip(_fields(actual, _VLLM_FIELDS, "actual"),
+                                                                 _VLLM_FIELDS)]
+    ids_in = as_numpy(topk_ids, "topk_ids")
+    T, K = ids_in.shape
+    U = as_unit_size(unit_size)
+    M = as_num_local_tokens(num_local_tokens, T)
+    E = as_num_experts(num_experts)
+    rep = CheckReport()
+    cap_rows, cap_blocks = capacity(T, K, E, U) if capacity_rows is None else capacity_rows
+    for name, arr, need in (("sorted_token_ids", tok, cap_rows), ("expert_ids", eid, cap_blocks),
+                            ("num_tokens_post_pad", ntp, 1)):
+        if arr.size < need:
+            rep.problems.append(f"{name}: length {arr.size} is below the capacity {need} (T={T}, K={K}, E={E}, U={U})")
+        if arr.dtype != np.int32:
+            rep.problems.append(f"{name}: expected dtype int32, found {arr.dtype}")
+    if not rep.ok:
+        return rep
+    P = int(ntp[0])
+    if not 0 <= P <= tok.size:
+        rep.problems.append(f"num_tokens_post_pad[0] = {P} is outside [0, {tok.size}] (the buffer length)")
+        P = min(max(P, 0), tok.size)
+    pad = T * K
+    nb = P // U
+    if tail == "filled":
+        _add(rep, np.flatnonzero(tok[P:] != pad) + P,
+             lambda p: f"sorted_token_ids[{p}] past the valid prefix ({P}): expected the pad {pad}, found {tok[p]}",
+             "tail slots not padded")
+        _add(rep, np.flatnonzero(eid[nb:] != -1) + nb,
+             lambda b: f"expert_ids[{b}] past the valid blocks ({nb}): expected -1, found {eid[b]}",
+             "tail blocks not -1")
+    elif before is not None:
+        olds = [as_numpy(a, n).reshape(-1) for a, n in zip(_fields(before, _VLLM_FIELDS, "before"), _VLLM_FIELDS)]
+        for name, new, old, valid in (("sorted_token_ids", tok, olds[0], P), ("expert_ids", eid, olds[1], nb)):
+            _add(rep, np.flatnonzero(_bits(new[valid:]) != _bits(old[valid:])) + valid,
+                 lambda i, name=name, new=new, old=old: (f"{name}[{i}] past the valid prefix was overwritten: "
+                                                         f"before {old[i]}, after {new[i]}"),
+                 f"{name} canaries overwritten")
+    flat = tok[:P].astype(np.int64)
+    real = (flat >= 0) & (flat < pad)
+    t, j = np.divmod(np.where(real, flat, 0), max(K, 1))
+    ck_tok = np.where(real, (j << 24) | t, np.where(flat == pad, (K << 24) | M, -1)).astype(np.int32)
+    w_bits = np.ascontiguousarray(as_numpy(topk_weights, "topk_weights"), dtype=np.float32).view(np.uint32)
+    ck_w = np.where(real, w_bits.reshape(-1)[np.where(real, flat, 0)] if w_bits.size else 0, 0).astype(np.uint32)
+    converted = (ck_tok, ck_w.view(np.float32), eid[:nb].copy(), np.array([P, M], dtype=np.int32))
+    inner = check_sorting(converted, topk_ids, topk_weights, E, unit_size=U, expert_mask=expert_mask,
+                          num_local_tokens=M, order=order, capacity_rows=(0, 0))
+    if not inner.ok:
+        rep.problems.append("prefix (shown in the CK form: token t slot j is the flat index t*K + j, the "
+                            "sentinel is the pad T*K):")
+    return rep.merged(inner, "  ")
 
 
 # --------------------------------------------------------------------------- route

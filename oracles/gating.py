@@ -20,7 +20,8 @@ import numpy as np
 
 from ._common import as_logits, as_topk
 
-__all__ = ["GatingResult", "topk_gating_softmax", "gating_probabilities"]
+__all__ = ["GatingResult", "topk_gating_softmax", "gating_probabilities", "probabilities_of", "select",
+           "selection_key"]
 
 
 class GatingResult(NamedTuple):
@@ -78,24 +79,57 @@ def _row_exp(key: np.ndarray) -> np.ndarray:
     return z
 
 
-def gating_probabilities(logits, topk, *, renormalize: bool = True):
-    """float64 oracle: ``(weights64[T, K], topk_ids[T, K] int32)`` before the final rounding.
+#: Tie rules and selection keys the oracle can apply (SPEC section 1 is ``lower`` on ``logits``;
+#: section 6 lists the others seen in the field).
+TIES = ("lower", "higher")
+SELECTIONS = ("logits", "probabilities")
 
-    :func:`topk_gating_softmax` is this rounded once to float32; the checker
-    compares against these unrounded values.
-    """
-    x = as_logits(logits)
-    T, E = x.shape
-    K = as_topk(topk, E)
-    key = _selection_key(x)
-    ids = _select(key, K)
+
+def selection_key(logits, *, selection: str = "logits") -> np.ndarray:
+    """float32 [T, E] key the top-k is taken on: the logits (NaN -> -inf, -0.0 -> +0.0), or
+    the float32 softmax probabilities of the whole row (values that round alike tie)."""
+    key = _selection_key(as_logits(logits))
+    if selection == "logits":
+        return key
+    if selection != "probabilities":
+        raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
     z = _row_exp(key)
-    total = z.sum(axis=1, keepdims=True)
-    probs = np.take_along_axis(z, ids.astype(np.intp), axis=1) / total
+    return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def select(key: np.ndarray, K: int, *, ties: str = "lower") -> np.ndarray:
+    """Top-K ids of each row of ``key``, largest first, ties to the ``lower`` or ``higher`` index."""
+    if ties == "lower":
+        return _select(key, K)
+    if ties != "higher":
+        raise ValueError(f"ties must be one of {', '.join(TIES)}, got {ties!r}")
+    return (key.shape[1] - 1 - _select(np.ascontiguousarray(key[:, ::-1]), K)).astype(np.int32)
+
+
+def probabilities_of(logits, ids, *, renormalize: bool = True) -> np.ndarray:
+    """float64 [T, K] softmax probabilities (of the whole row) at ``ids``, optionally
+    renormalized over them: the weights any valid selection of those ids must carry."""
+    key = _selection_key(as_logits(logits))
+    z = _row_exp(key)
+    probs = np.take_along_axis(z, np.asarray(ids, dtype=np.intp), axis=1) / z.sum(axis=1, keepdims=True)
     if renormalize:
         # The selected set always holds the row max, whose probability is >= 1/E > 0.
         probs = probs / probs.sum(axis=1, keepdims=True)
-    return probs, ids
+    return probs
+
+
+def gating_probabilities(logits, topk, *, renormalize: bool = True, ties: str = "lower",
+                         selection: str = "logits"):
+    """float64 oracle: ``(weights64[T, K], topk_ids[T, K] int32)`` before the final rounding.
+
+    :func:`topk_gating_softmax` is this rounded once to float32; the checker
+    compares against these unrounded values. ``ties`` and ``selection`` give the
+    other conventions of SPEC section 6 (the contract is ``lower`` on ``logits``).
+    """
+    x = as_logits(logits)
+    K = as_topk(topk, x.shape[1])
+    ids = select(selection_key(x, selection=selection), K, ties=ties)
+    return probabilities_of(x, ids, renormalize=renormalize), ids
 
 
 def topk_gating_softmax(logits, topk, *, renormalize: bool = True) -> GatingResult:

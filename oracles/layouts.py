@@ -50,10 +50,13 @@ def vllm_pad(T, K) -> int:
 
 
 def vllm_capacity(T, K, E, unit_size) -> tuple[int, int]:
-    """vLLM's own buffer sizes: ``T*K + E*(U-1)`` slots and ``ceil(slots / U)`` blocks
+    """vLLM's own buffer sizes: ``T*K + E*(U-1)`` slots, no more than ``T*K*U`` when
+    ``T*K < E``, and ``ceil(slots / U)`` blocks
     (``vllm/model_executor/layers/fused_moe/moe_align_block_size.py``)."""
     T, K, E, U = (as_int(v, n) for v, n in ((T, "T"), (K, "K"), (E, "E"), (unit_size, "unit_size")))
     rows = T * K + E * (U - 1)
+    if T * K < E:
+        rows = min(rows, T * K * U)
     return rows, -(-rows // U)
 
 

@@ -1,58 +1,66 @@
 """Differential fuzzing of the kernels against the NumPy oracle (SPEC sections 1-3).
 
-Each test is one of the properties of ``fuzz.targets`` under ``@given``; the
-quality suite (tests/quality) runs the same properties on planted bugs.
+Each test is one property of ``fuzz.properties`` under ``@given``, drawing inside the
+kernel target's declared domain; the quality suite (tests/quality) runs the same
+properties on planted bugs, the campaign (``python -m fuzz run``) for as long as it is given.
 """
 import pytest
 from hypothesis import given, settings
 
-from fuzz import strategies as fst
-from fuzz import targets as tg
+from fuzz import properties as fp
+from fuzz import targets
 from fuzz.settings import examples
+from fuzz.strategies import cases_for
 
 pytest.importorskip("fused_moe")
 
-PATHS = tg.ROUTE_PATHS
+PATHS = ("fused", "unfused", "auto")
+GATING = targets.get("gating")
+SORTING = targets.get("sorting")
+ROUTES = {p: targets.get(f"route-{p}") for p in PATHS}
 
 
-@settings(max_examples=examples(tg.PROPERTIES["gating"].ci_examples))
-@given(case=fst.gating_cases())
+def _budget(prop: str) -> int:
+    return examples(fp.PROPERTIES[prop].ci_examples)
+
+
+@settings(max_examples=_budget("gating"))
+@given(case=cases_for("gating", GATING))
 def test_gating_matches_oracle(case, device):
-    tg.gating_property(tg.kernel_gating, case, device)
+    fp.gating_property(GATING, case, device)
 
 
-@settings(max_examples=examples(tg.PROPERTIES["sorting"].ci_examples))
-@given(case=fst.sorting_cases())
+@settings(max_examples=_budget("sorting"))
+@given(case=cases_for("sorting", SORTING))
 def test_sorting_matches_oracle(case, device):
-    tg.sorting_property(tg.kernel_sorting, case, device)
+    fp.sorting_property(SORTING, case, device)
 
 
 @pytest.mark.parametrize("path", PATHS)
-@settings(max_examples=examples(tg.PROPERTIES["route"].ci_examples))
-@given(case=fst.route_cases())
+@settings(max_examples=_budget("route"))
+@given(case=cases_for("route", ROUTES["fused"]))
 def test_route_matches_oracle(path, case, device):
-    tg.route_property(tg.kernel_route(path), case, device)
+    fp.route_property(ROUTES[path], case, device)
 
 
-@settings(max_examples=examples(25))
-@given(case=fst.route_cases())
+@settings(max_examples=_budget("paths"))
+@given(case=cases_for("paths", ROUTES["fused"]))
 def test_route_paths_agree_bitwise(case, device):
-    tg.paths_agree_property({p: tg.kernel_route(p) for p in PATHS}, case, device)
+    fp.paths_property(ROUTES, case, device)
 
 
-BATCH_TARGETS = {"gating": tg.kernel_gating, **{f"route-{p}": tg.route_as_gating(tg.kernel_route(p))
-                                                for p in ("fused", "unfused")}}
+BATCH_TARGETS = {"gating": GATING, "route-fused": ROUTES["fused"], "route-unfused": ROUTES["unfused"]}
 
 
 @pytest.mark.parametrize("name", sorted(BATCH_TARGETS))
-@settings(max_examples=examples(tg.PROPERTIES["batch"].ci_examples))
-@given(case=fst.batch_cases())
+@settings(max_examples=_budget("batch"))
+@given(case=cases_for("batch", GATING))
 def test_batch_invariance(name, case, device):
-    tg.batch_invariance_property(BATCH_TARGETS[name], case, device)
+    fp.batch_property(BATCH_TARGETS[name], case, device)
 
 
 @pytest.mark.parametrize("path", ["fused", "unfused"])
-@settings(max_examples=examples(tg.PROPERTIES["reuse"].ci_examples))
-@given(case=fst.reuse_cases())
+@settings(max_examples=_budget("reuse"))
+@given(case=cases_for("reuse", ROUTES["fused"]))
 def test_plan_reuse(path, case, device):
-    tg.reuse_property(tg.kernel_route(path), case, device)
+    fp.reuse_property(ROUTES[path], case, device)

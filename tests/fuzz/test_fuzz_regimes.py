@@ -11,7 +11,8 @@ from hypothesis import given, settings
 
 from fuzz import strategies as fst
 from fuzz.settings import examples
-from fuzz.targets import PROPERTIES
+from fuzz import targets
+from fuzz.properties import PROPERTIES
 
 EXPECTED = {
     "gating": ("tokens", "topk", "logits", "special", "dtype", "layout"),
@@ -24,7 +25,7 @@ EXPECTED = {
 CI_SPEND = {
     "gating": PROPERTIES["gating"].ci_examples + 3 * PROPERTIES["batch"].ci_examples,  # + batch cases
     "sorting": PROPERTIES["sorting"].ci_examples,
-    "route": 3 * PROPERTIES["route"].ci_examples + 25,  # three paths + paths agree
+    "route": 3 * PROPERTIES["route"].ci_examples + PROPERTIES["paths"].ci_examples,  # three paths + paths agree
 }
 
 
@@ -38,10 +39,8 @@ def _expected_labels(prop):
 @pytest.mark.parametrize("prop", sorted(EXPECTED))
 def test_every_regime_is_generated(prop):
     seen = set()
-    p = PROPERTIES[prop]
-
     @settings(max_examples=examples(CI_SPEND[prop]))
-    @given(p.strategy())
+    @given(fst.cases_for(prop, targets.get(prop if prop != "route" else "route-fused")))
     def collect(case):
         seen.update(case.labels)
 
@@ -51,6 +50,9 @@ def test_every_regime_is_generated(prop):
 
 
 def test_threshold_tokens_straddle_every_dispatch_threshold():
-    values = set(fst.threshold_tokens())
-    for name, t in fst.dispatch_thresholds().items():
+    """The kernels declare their dispatch thresholds; the strategies draw on both sides of each."""
+    import fused_moe
+    limits = fst.limits_for(targets.get("route-fused").convention)
+    values = set(fst.threshold_tokens(limits))
+    for name, t in fused_moe.DISPATCH_THRESHOLDS.items():
         assert {t - 1, t, t + 1} <= values, name

@@ -1,0 +1,53 @@
+"""This project's kernels as targets (``fused_moe`` is imported on first call: the lane,
+``TRITON_INTERPRET``, must be chosen before it is imported)."""
+from __future__ import annotations
+
+import functools
+
+from fuzz.conventions import CK, Convention
+
+ROUTE_PATHS = ("fused", "unfused", "auto")
+
+
+def _fused_moe():
+    import fused_moe
+    return fused_moe
+
+
+def available() -> bool:
+    try:
+        fm = _fused_moe()
+    except ImportError:
+        return False
+    return all(hasattr(fm, n) for n in ("topk_gating_softmax", "moe_sorting", "route"))
+
+
+@functools.lru_cache(maxsize=None)
+def convention(op: str) -> Convention:
+    """The contract (SPEC sections 1-3) with the token counts where the kernels change path
+    (``fused_moe.DISPATCH_THRESHOLDS``): the strategies draw on both sides of each."""
+    thresholds = getattr(_fused_moe(), "DISPATCH_THRESHOLDS", {})
+    return CK.replace(name="ck", op=op).with_domain(token_boundaries=tuple(sorted(set(thresholds.values()))))
+
+
+def gating(logits, topk, *, renormalize=True):
+    return _fused_moe().topk_gating_softmax(logits, topk, renormalize=renormalize)
+
+
+def sorting(topk_ids, topk_weights, num_experts, **kwargs):
+    return _fused_moe().moe_sorting(topk_ids, topk_weights, num_experts, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def route(path: str):
+    """``fused_moe.route`` with ``path`` bound."""
+    def target(logits, topk, **kwargs):
+        return _fused_moe().route(logits, topk, path=path, **kwargs)
+    target.__name__ = target.__qualname__ = f"route_{path}"
+    return target
+
+
+def reset_plans() -> None:
+    """Empty the kernels' plan cache (the plan-reuse property starts every case from it)."""
+    from fused_moe.plans import clear_plans
+    clear_plans()
