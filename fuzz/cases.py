@@ -48,7 +48,7 @@ class Logits(_CompactRepr):
         import torch
         T, E = self.values.shape
         tdt = getattr(torch, self.dtype)
-        src = torch.from_numpy(np.ascontiguousarray(self.values)).to(tdt)
+        src = torch.from_numpy(self.values.copy()).to(tdt)  # a copy: a target writing its input must not edit the case
         if not self.col_pad:
             return src.to(device)
         parent = torch.full((T, E + self.col_pad), 1e4, dtype=tdt)

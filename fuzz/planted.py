@@ -290,8 +290,10 @@ def target(spec: str) -> Target:
     p = BY_NAME[name]
     op = "route" if as_route else p.op
     reset = getattr(p.target, "reset_plans", None)
-    return Target.of(f"planted:{spec}", p.as_route() if as_route else p.target, CK.replace(op=op),
-                     spec=f"planted:{spec}", reset=reset)
+    # Like a real kernel, a planted one declares where its code changes path: its tile of tokens.
+    conv = CK.replace(op=op).with_domain(token_boundaries=(TILE,))
+    return Target.of(f"planted:{spec}", p.as_route() if as_route else p.target, conv, spec=f"planted:{spec}",
+                     reset=reset)
 
 
 def target_for(p: Planted, prop: str) -> Target:

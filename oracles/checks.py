@@ -52,8 +52,10 @@ class CheckReport:
         return f"CheckReport(ok={self.ok}, problems={self.problems!r})"
 
     def merged(self, other: "CheckReport", prefix: str = "") -> "CheckReport":
+        label = prefix.strip()  # an indent prefixes the lines, not the kinds
+        kinds = [f"{label} {k}" if label else k for k in other.kinds]
         return CheckReport(self.problems + [prefix + p for p in other.problems],
-                           self.kinds + [prefix + k for k in other.kinds if prefix + k not in self.kinds])
+                           self.kinds + [k for k in kinds if k not in self.kinds])
 
 
 def _add(report: CheckReport, indices, describe, kind: str) -> None:

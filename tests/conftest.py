@@ -35,6 +35,25 @@ def pytest_addoption(parser):
     parser.addoption("--shard", default=None, metavar="I/N",
                      help="run only every N-th collected test, starting at the I-th (0 <= I < N); "
                           "N shards together run the whole suite (tox -p -m gpu-shards)")
+    group = parser.getgroup("moe", "fuzzing someone else's routing kernel")
+    group.addoption("--moe-target", action="append", default=[], metavar="NAME",
+                    help="a target to run tests/fuzz/test_targets.py against: package.module:function, or a "
+                         "built-in name (fuzz.targets); repeatable")
+    group.addoption("--moe-convention", default=None, metavar="ck|vllm|FILE",
+                    help="the convention a package.module:function target declares (default ck)")
+
+
+@pytest.fixture(autouse=True)
+def _runs_a_target(request):
+    """A test marked ``runs_targets`` must call a target at least once: a property test whose
+    strategy was filtered empty, or that never reached the call, fails instead of passing."""
+    if request.node.get_closest_marker("runs_targets") is None:
+        yield
+        return
+    from fuzz import properties
+    before = properties.CALLS[0]
+    yield
+    assert properties.CALLS[0] > before, f"{request.node.nodeid} passed without calling any target"
 
 
 def pytest_collection_modifyitems(config, items):

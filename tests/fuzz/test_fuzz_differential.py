@@ -13,6 +13,7 @@ from fuzz.settings import examples
 from fuzz.strategies import cases_for
 
 pytest.importorskip("fused_moe")
+pytestmark = pytest.mark.runs_targets
 
 PATHS = ("fused", "unfused", "auto")
 GATING = targets.get("gating")

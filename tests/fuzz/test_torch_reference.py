@@ -12,68 +12,38 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import oracles
-from fuzz import strategies as fst
-from fuzz import targets as tg
+from fuzz import buffers
+from fuzz import properties as fp
+from fuzz import targets
 from fuzz import torch_reference as tr
+from fuzz.strategies import cases_for
 from fuzz.settings import examples
 from oracles.layouts import vllm_from_ck
 
 
-@settings(max_examples=examples(150))
-@given(case=fst.gating_cases())
-def test_gating_matches_oracle(case, device):
-    tg.gating_property(tr.topk_gating_softmax, case, device)
+REFERENCES = {name: targets.get(f"torch-{name}") for name in
+              ("gating", "sorting", "route", "sorting-vllm", "route-vllm")}
+#: name -> (property, examples); the vLLM-layout targets are judged by the same properties
+#: in their declared convention (oracles.check_sorting_vllm: filled tails, flat ids).
+BUDGET = {"gating": ("gating", 150), "sorting": ("sorting", 150), "route": ("route", 100),
+          "sorting-vllm": ("sorting", 100), "route-vllm": ("route", 60)}
 
 
-@settings(max_examples=examples(150))
-@given(case=fst.sorting_cases())
-def test_sorting_matches_oracle(case, device):
-    tg.sorting_property(tr.moe_sorting, case, device)
+@pytest.mark.parametrize("name", sorted(BUDGET))
+def test_reference_passes_the_property(name, device):
+    prop, budget = BUDGET[name]
+    target = REFERENCES[name]
 
+    @settings(max_examples=examples(budget))
+    @given(case=cases_for(prop, target))
+    def run(case):
+        fp.check(prop, target, case, device)
 
-@settings(max_examples=examples(100))
-@given(case=fst.route_cases())
-def test_route_matches_oracle(case, device):
-    tg.route_property(tr.route, case, device)
-
-
-def _vllm_expected(case: fst.SortingCase):
-    o = case.options
-    ck = oracles.moe_sorting(case.topk_ids, case.topk_weights, case.num_experts, unit_size=o.unit_size,
-                             expert_mask=o.expert_mask, num_local_tokens=o.num_local_tokens)
-    return vllm_from_ck(ck, *case.topk_ids.shape)
-
-
-@settings(max_examples=examples(100))
-@given(case=fst.sorting_cases(), id_dtype=st.sampled_from(("int32", "int64")))
-def test_vllm_layout_matches_oracle(case, id_dtype, device):
-    """Valid prefix == vllm_from_ck(oracle); past it the pad T*K and -1 blocks, up to the buffer's end."""
-    T, K = case.topk_ids.shape
-    o = case.options
-    exp = _vllm_expected(case)
-    P, U = int(exp.num_tokens_post_pad[0]), o.unit_size
-    rows, blocks = oracles.capacity(T, K, case.num_experts, U)
-    out = (torch.full((rows + tg.SLACK,), tg.CANARY_TOKEN, dtype=torch.int32, device=device),
-           torch.full((blocks + tg.SLACK,), tg.CANARY_BLOCK, dtype=torch.int32, device=device),
-           torch.full((1,), tg.CANARY_TOKEN, dtype=torch.int32, device=device)) if o.poisoned else None
-    ids = torch.from_numpy(case.topk_ids.astype(id_dtype)).to(device)
-    res = tr.moe_sorting(ids, torch.from_numpy(case.topk_weights).to(device), case.num_experts, unit_size=U,
-                         expert_mask=o.mask_tensor(device), num_local_tokens=o.m_arg(device), out=out,
-                         layout="vllm")
-    assert isinstance(res, tr.VllmSortingResult)
-    if out is not None:
-        assert all(a is b for a, b in zip(res, out)), "out= buffers are the result"
-    tok, eid, npad = (a.cpu().numpy() for a in res)
-    assert npad.tolist() == [P]
-    assert tok[:P].tolist() == exp.sorted_token_ids.tolist()
-    assert eid[: P // U].tolist() == exp.expert_ids.tolist()
-    assert (tok[P:] == T * K).all() and (eid[P // U:] == -1).all(), "the whole buffer is written"
-    if out is None:
-        assert (tok.size, eid.size) == (rows, blocks), "fresh buffers have the tight capacity"
+    run()
 
 
 @settings(max_examples=examples(40))
-@given(case=fst.route_cases())
+@given(case=cases_for("route"))
 def test_vllm_route_is_vllm_sorting_of_gating(case, device):
     o = case.options
     logits = case.logits.tensor(device)
@@ -114,7 +84,7 @@ BROKEN = {
     "global_block_ids": ("sorting", "_local_ids", lambda orig: lambda mask, E, device: orig(None, E, device)),
     "padded_total_one_short": ("sorting", "_layout", _total_one_short),
 }
-TARGETS = {"gating": tr.topk_gating_softmax, "sorting": tr.moe_sorting}
+TARGETS = {"gating": "torch-gating", "sorting": "torch-sorting"}
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
@@ -122,8 +92,8 @@ def test_a_broken_reference_fails_the_property(name, monkeypatch):
     """A reference with one rule broken is caught (a property that cannot fail proves nothing)."""
     prop, attr, breaking = BROKEN[name]
     monkeypatch.setattr(tr, attr, breaking(getattr(tr, attr)))
-    case = tg.failing_case(prop, TARGETS[prop])
-    assert case is not None, f"{name} survived {tg.HUNT_EXAMPLES} examples of the {prop} property"
+    case = fp.failing_case(prop, targets.get(TARGETS[prop]))
+    assert case is not None, f"{name} survived {fp.HUNT_EXAMPLES} examples of the {prop} property"
 
 
 # --------------------------------------------------------------------------- validation
@@ -176,7 +146,7 @@ def test_ck_out_past_the_prefix_is_untouched_and_fresh_buffers_have_the_capacity
     rows, blocks = oracles.capacity(3, 2, 4, 4)
     fresh = tr.moe_sorting(ids, w, 4, unit_size=4)
     assert [a.numel() for a in fresh] == [rows, rows, blocks, 2]
-    out = tg.poisoned_sorting_out(3, 2, 4, 4, "cpu")
+    out = buffers.poisoned_sorting("ck", "tight", 3, 2, 4, 4, "cpu").allocations
     before = [a.clone() for a in out]
     res = tr.moe_sorting(ids, w, 4, unit_size=4, out=out)
     P = int(res.num_valid_ids[0])
