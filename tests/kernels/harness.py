@@ -1,8 +1,9 @@
 """Poisoned outputs, canaries and fresh inputs for the kernel tests.
 
 Every output buffer is larger than the capacity and filled with a canary before
-the call, so an unwritten element inside a valid prefix (still the canary) and a
-write past it (canary changed) both fail the oracle checkers.
+the call (the one builder of fuzz/buffers.py), so an unwritten element inside a valid
+prefix (still the canary) and a write past it (canary changed) both fail the oracle
+checkers.
 """
 import secrets
 
@@ -10,40 +11,16 @@ import numpy as np
 import torch
 
 import fused_moe
-
-CANARY_INT = 0x5A5A5A5A
-CANARY_FLOAT_BITS = 0x7FC0DEAD  # a NaN: an unwritten weight can never pass a tolerance check
-SLACK = 7  # canary elements past the capacity of every buffer
-
-
-def fresh_seed():
-    return secrets.randbits(31)
-
-
-def _poison(x):
-    if x.dtype == torch.float32:
-        x.view(torch.int32).fill_(CANARY_FLOAT_BITS)
-    else:
-        x.fill_(CANARY_INT)
-    return x
-
+from fuzz import buffers
 
 def poisoned_sorting_out(T, K, E, U, device):
-    slots, blocks = fused_moe.capacity(T, K, E, U)
-    return fused_moe.SortingResult(
-        _poison(torch.empty(slots + SLACK, dtype=torch.int32, device=device)),
-        _poison(torch.empty(slots + SLACK, dtype=torch.float32, device=device)),
-        _poison(torch.empty(blocks + SLACK, dtype=torch.int32, device=device)),
-        _poison(torch.empty(2, dtype=torch.int32, device=device)),
-    )
+    """The fuzz harness's canary-filled buffers (fuzz/buffers.py), whole: the capacity plus a guard."""
+    return fused_moe.SortingResult(*buffers.poisoned_sorting("ck", "tight", T, K, E, U, device).allocations)
 
 
 def poisoned_route_out(T, K, E, U, device):
-    return fused_moe.RouteResult(
-        _poison(torch.empty((T, K), dtype=torch.float32, device=device)),
-        _poison(torch.empty((T, K), dtype=torch.int32, device=device)),
-        *poisoned_sorting_out(T, K, E, U, device),
-    )
+    p = buffers.poisoned_route("ck", "tight", T, K, E, U, device)
+    return fused_moe.RouteResult(p.views[0], p.views[1], *p.allocations[2:])
 
 
 def snapshot(buffers):
