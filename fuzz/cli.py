@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="worker processes (1 for now)")
     p.add_argument("--out", default="fuzz-out", help="repros, summary and the example database (default fuzz-out)")
     p.add_argument("--db", default=None, metavar="DIR", help="example database directory (default OUT/db)")
+    p.add_argument("--sizes", choices=("ci", "campaign"), default=None,
+                   help="shape limits: ci (T <= 40, T*K <= 512) or campaign (T <= 300, T*K <= 8192); default "
+                        "ci on the CPU interpreter, campaign on a GPU")
     return p
 
 
@@ -125,7 +128,8 @@ def run(argv=None) -> int:
 
     from fuzz import campaign
     from fuzz import settings as fs
-    from fuzz.strategies import CAMPAIGN_LIMITS
+    from fuzz.strategies import CAMPAIGN_LIMITS, CI_LIMITS
+    limits = {"ci": CI_LIMITS, "campaign": CAMPAIGN_LIMITS}[args.sizes or ("ci" if device == "cpu" else "campaign")]
     fs.load("campaign")
     out = Path(args.out)
     entries = entries_for(args.target or ["all"], args.convention)
@@ -145,7 +149,7 @@ def run(argv=None) -> int:
             remaining = args.time - (time.monotonic() - started)
             share = remaining / (len(entries) - i)
             campaign.run_entry(entry, seconds=share, max_examples=args.max_examples, seed=args.seed,
-                               database=database, device=device, limits=CAMPAIGN_LIMITS)
+                               database=database, device=device, limits=limits)
     finally:
         stop.set()
     _write_findings(entries, out, device)
