@@ -34,7 +34,8 @@ class Entry:
     failure: object = None  # the TargetFailure of the smallest failing case
     case: object = None
     harness_error: str | None = None
-    repro: Path | None = None
+    repro: Path | None = None  # the bundle folder
+    note: str = ""
 
     @property
     def one(self):

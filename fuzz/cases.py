@@ -208,3 +208,60 @@ def round_to(x: np.ndarray, dtype: str) -> np.ndarray:
         return x.astype(np.float32)
     import torch
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(getattr(torch, dtype)).float().numpy()
+
+
+# --------------------------------------------------------------------------- files
+
+CASE_TYPES = {cls.__name__: cls for cls in (Logits, Options, GatingCase, SortingCase, RouteCase, ReuseCase, BatchCase)}
+
+
+def _encode(value, key: str, arrays: dict):
+    """JSON-able structure of a case; arrays go to ``arrays`` under dotted keys."""
+    import dataclasses
+    if isinstance(value, np.ndarray):
+        arrays[key] = value
+        return {"$array": key}
+    if dataclasses.is_dataclass(value):
+        return {"$type": type(value).__name__, **{f.name: _encode(getattr(value, f.name), f"{key}.{f.name}", arrays)
+                                                   for f in dataclasses.fields(value)}}
+    if isinstance(value, (tuple, list)):
+        return {"$tuple": [_encode(v, f"{key}.{i}", arrays) for i, v in enumerate(value)]}
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    return value
+
+
+def _decode(value, arrays):
+    if isinstance(value, dict):
+        if "$array" in value:
+            return arrays[value["$array"]]
+        if "$tuple" in value:
+            return tuple(_decode(v, arrays) for v in value["$tuple"])
+        cls = CASE_TYPES[value["$type"]]
+        return cls(**{k: _decode(v, arrays) for k, v in value.items() if k != "$type"})
+    return value
+
+
+def save_case(case, folder) -> None:
+    """``case.json`` (readable: shapes, dtypes, options) and ``case.npz`` (the exact arrays)."""
+    import json
+    from pathlib import Path
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays: dict = {}
+    structure = _encode(case, "case", arrays)
+    shapes = {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in arrays.items()}
+    (folder / "case.json").write_text(json.dumps({"case": structure, "size": case.size(), "arrays": shapes},
+                                                 indent=1) + "\n")
+    np.savez(folder / "case.npz", **arrays)
+
+
+def load_case(folder):
+    """The case :func:`save_case` wrote, bit for bit."""
+    import json
+    from pathlib import Path
+    folder = Path(folder)
+    data = json.loads((folder / "case.json").read_text())
+    with np.load(folder / "case.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return _decode(data["case"], arrays)

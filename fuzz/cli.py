@@ -93,14 +93,16 @@ def _progress(entries, started: float) -> str:
     return f"[{time.monotonic() - started:6.0f}s] " + ", ".join(parts)
 
 
-def _write_findings(entries, out: Path, device: str) -> None:
-    from fuzz import repro
+def _write_bundles(entries, out: Path, device: str, seed) -> None:
+    """One bundle per distinct failure (target, property, kind), after shrinking."""
+    from fuzz import bundles
     for e in entries:
         if e.failure is None or e.case is None or isinstance(e.target, dict):
             continue
-        folder = out / "repros" / f"{e.one.name.replace(':', '_').replace('/', '_')}-{e.failure.signature}"
-        e.repro, _ = repro.write_repro(e.prop, e.target, e.case, str(e.failure.report), folder, name="repro",
-                                       device=device)
+        e.repro, written = bundles.write_bundle(out / "repros", e.prop, e.target, e.case, e.failure,
+                                                device=device, seed=seed)
+        if not written:
+            e.note = "known: the bundle from an earlier run still reproduces"
 
 
 def _summary(entries, out: Path, seconds: float) -> str:
@@ -109,7 +111,8 @@ def _summary(entries, out: Path, seconds: float) -> str:
         rate = e.examples / e.seconds if e.seconds else 0.0
         rows.append(f"{e.label:32s} {e.prop:8s} {e.examples:9d} {rate:7.1f}  {e.status}"
                     + (f": {e.failure.kind}" if e.failure is not None else "")
-                    + (f" -> {e.repro}" if e.repro else "") + (f": {e.harness_error}" if e.harness_error else ""))
+                    + (f" -> {e.repro}" if e.repro else "") + (f": {e.harness_error}" if e.harness_error else "")
+                    + (f" ({e.note})" if e.note else ""))
     data = [{"target": e.label, "property": e.prop, "examples": e.examples, "seconds": round(e.seconds, 2),
              "status": e.status, "kind": None if e.failure is None else e.failure.kind,
              "repro": None if e.repro is None else str(e.repro), "harness_error": e.harness_error,
@@ -152,18 +155,24 @@ def run(argv=None) -> int:
                                database=database, device=device, limits=limits)
     finally:
         stop.set()
-    _write_findings(entries, out, device)
+    _write_bundles(entries, out, device, args.seed)
     print(_summary(entries, out, time.monotonic() - started), flush=True)
     if any(e.harness_error or not e.examples for e in entries if e.failure is None):
         return 2
     return 1 if any(e.failure is not None for e in entries) else 0
 
 
+COMMANDS = ("run", "replay")
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "run":
-        print("usage: python -m fuzz run [options]   (python -m fuzz run --help)", file=sys.stderr)
+    if not argv or argv[0] not in COMMANDS:
+        print("usage: python -m fuzz {run,replay} [options]   (python -m fuzz run --help)", file=sys.stderr)
         return 2
+    if argv[0] == "replay":
+        from fuzz.bundles import replay_main
+        return replay_main(argv[1:])
     try:
         return run(argv[1:])
     except UsageError as exc:

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from fuzz import planted, repro, targets
+from fuzz import bundles, planted, repro, targets
 from fuzz import properties as fp
 
 pytestmark = pytest.mark.quality
@@ -39,25 +39,31 @@ def test_planted_bug_is_found_and_shrinks_small(name, prop):
 
 def _env():
     """The repro needs this package importable (installed, or its checkout on PYTHONPATH)."""
-    return {**os.environ, "PYTHONPATH": str(repro.ROOT)}
+    return {**os.environ, "PYTHONPATH": str(bundles.repro.ROOT)}
 
 
 @pytest.mark.parametrize("name", ["sorting_moe_buf_tail", "gating_ties_to_higher_index", "gating_batch_dependent",
                                   "route_plan_keyed_by_shape"])
-def test_repro_of_a_planted_bug_runs_standalone(name, tmp_path):
+def test_bundle_of_a_planted_bug_replays_standalone(name, tmp_path):
     p = planted.BY_NAME[name]
     prop = p.properties[0]
     target = planted.target_for(p, prop)
     case = fp.failing_case(prop, target)
     with pytest.raises(fp.TargetFailure) as failure:
         fp.check(prop, target, case, "cpu")
-    py, md = repro.write_repro(prop, target, case, str(failure.value.report), tmp_path)
-    run = subprocess.run([sys.executable, str(py)], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    folder, written = bundles.write_bundle(tmp_path, prop, target, case, failure.value)
+    assert written and {f.name for f in folder.iterdir()} == {"case.npz", "case.json", "bundle.json", "repro.py",
+                                                              "report.md"}
+    run = subprocess.run([sys.executable, "repro.py"], capture_output=True, text=True, cwd=folder, timeout=300,
                          env=_env())
     assert run.returncode == 1, run.stdout + run.stderr
     assert "FAILED" in run.stdout, run.stdout
-    text = md.read_text()
-    assert name in text and "## Environment" in text and "torch" in text
+    assert bundles.replay(folder)[0] == bundles.REPRODUCES
+    text = (folder / "report.md").read_text()
+    assert failure.value.kind in text and "@example(case=" in text and "hypothesis" in text and "T=" in text
+    assert "M=" in text or prop in ("gating", "batch"), "sorting options name M"
+    # never overwritten: the same failure again keeps the bundle
+    assert bundles.write_bundle(tmp_path, prop, target, case, failure.value) == (folder, False)
 
 
 def test_repro_of_a_correct_target_exits_zero(tmp_path):
@@ -66,7 +72,8 @@ def test_repro_of_a_correct_target_exits_zero(tmp_path):
     from fuzz.cases import Options, SortingCase
     case = SortingCase(np.array([[0, 1], [1, 1]], np.int32), np.array([[0.5, -0.0], [1.0, 2.0]], np.float32), 3,
                        Options(unit_size=2, moe_buf=("bfloat16", 7), num_local_tokens=1, m_on_device=True))
-    py, _ = repro.write_repro("sorting", targets.get("oracle-sorting"), case, "(none)", tmp_path)
-    run = subprocess.run([sys.executable, str(py)], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    (tmp_path / "repro.py").write_text(repro.script("sorting", targets.get("oracle-sorting"), case, "(none)",
+                                                    when="now"))
+    run = subprocess.run([sys.executable, "repro.py"], capture_output=True, text=True, cwd=tmp_path, timeout=300,
                          env=_env())
     assert run.returncode == 0, run.stdout + run.stderr
