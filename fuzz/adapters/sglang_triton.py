@@ -124,9 +124,15 @@ def package_dir() -> Path | None:
 
 
 def available() -> bool:
-    """True when the sglang Triton kernel files can be loaded (never raises)."""
+    """True when the sglang Triton kernel files are found and can run: a GPU, or the
+    Triton interpreter selected (``TRITON_INTERPRET=1``). Never raises."""
     try:
-        return package_dir() is not None and importlib.util.find_spec("triton") is not None
+        if package_dir() is None or importlib.util.find_spec("triton") is None:
+            return False
+        if os.environ.get("TRITON_INTERPRET") == "1":
+            return True
+        import torch
+        return torch.cuda.is_available()
     except Exception:  # noqa: BLE001 - availability probes must not raise
         return False
 
