@@ -56,8 +56,10 @@ def entry_seed(seed: int, label: str) -> int:
 
 
 def run_entry(entry: Entry, *, seconds: float, max_examples: int, seed: int | None, database, device: str,
-              limits, on_example=None) -> None:
-    """Fuzz one entry until ``max_examples``, a failure is shrunk, or ``seconds`` pass."""
+              limits, shrink_seconds: float = 0.0, hard_deadline: float | None = None, on_example=None) -> None:
+    """Fuzz one entry until ``max_examples``, a failure is shrunk, or ``seconds`` pass; once it
+    fails, shrinking may go on ``shrink_seconds`` past that, never past ``hard_deadline``
+    (time.monotonic()), where the smallest failing case so far is kept."""
     from hypothesis import given, settings
     from hypothesis import seed as hypothesis_seed
 
@@ -65,15 +67,16 @@ def run_entry(entry: Entry, *, seconds: float, max_examples: int, seed: int | No
     from fuzz.strategies import cases_for
 
     check = fp.PROPERTIES[entry.prop].check
-    deadline = time.monotonic() + seconds
     start = time.monotonic()
+    hard = hard_deadline or start + seconds
+    deadline = [min(start + seconds, hard)]
     first_signature = []
 
     @settings(settings.default, max_examples=max_examples, database=database, report_multiple_bugs=False,
               deadline=None)
     @given(cases_for(entry.prop, entry.one, limits))
     def fuzz_one(case):
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline[0]:
             raise TimeUp
         entry.examples += 1
         entry.regimes.update(case.labels)
@@ -85,6 +88,7 @@ def run_entry(entry: Entry, *, seconds: float, max_examples: int, seed: int | No
             # Shrinking only replays smaller cases: the last failure of the first kind is the best so far.
             if not first_signature:
                 first_signature.append(failure.signature)
+                deadline[0] = min(max(deadline[0], time.monotonic() + shrink_seconds), hard)
             if failure.signature == first_signature[0]:
                 entry.failure, entry.case = failure, case
             raise

@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m fuzz run", description=__doc__.splitlines()[0])
     p.add_argument("--target", action="append", metavar="NAME",
                    help=f"repeatable: {', '.join(SUITES)}; oracle-*/torch-* references; planted:NAME[/route]; "
+                        "external (every fuzz.adapters target that runs here) or one of them; "
                         "or package.module:function (default: all)")
     p.add_argument("--convention", default=None, metavar="ck|vllm|FILE",
                    help="what a module:function target declares (a built-in name or a TOML/JSON file)")
@@ -66,13 +67,22 @@ def _select_device(requested: str | None) -> str:
     return device
 
 
+def _expand(names: list[str]) -> list[str]:
+    """``external``: every external target that can run here."""
+    from fuzz import adapters
+    out = []
+    for name in names:
+        out += sorted(adapters.available_targets()) if name == "external" else [name]
+    return out
+
+
 def entries_for(names: list[str], convention) -> list:
     """Campaign entries for the ``--target`` values."""
     from fuzz import properties as fp
     from fuzz import targets
     from fuzz.campaign import Entry
     entries = []
-    for name in names:
+    for name in _expand(names):
         if name in SUITES:
             for label, prop, target_names in SUITES[name]:
                 ts = {t: targets.get(t) for t in target_names}
@@ -147,12 +157,15 @@ def run(argv=None) -> int:
             print(_progress(entries, started), flush=True)
 
     threading.Thread(target=report, daemon=True).start()
+    hard_deadline = started + args.time
     try:
         for i, entry in enumerate(entries):
-            remaining = args.time - (time.monotonic() - started)
+            remaining = hard_deadline - time.monotonic()
             share = remaining / (len(entries) - i)
+            # a failure may shrink into the later entries' time, up to a fifth of the run
             campaign.run_entry(entry, seconds=share, max_examples=args.max_examples, seed=args.seed,
-                               database=database, device=device, limits=limits)
+                               database=database, device=device, limits=limits, shrink_seconds=args.time / 5,
+                               hard_deadline=hard_deadline)
     finally:
         stop.set()
     _write_bundles(entries, out, device, args.seed)

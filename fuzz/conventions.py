@@ -33,6 +33,7 @@ Fields (defaults: this project's contract, SPEC sections 1-3):
                    logits, as Triton's routing does) or ``never``
 ``weights_dtype``  float32, bfloat16 or float16 (tolerance follows it)
 ``nan``            ``spec`` (NaN ranks as -inf) or ``outside_domain`` (no NaN drawn)
+``infinities``     ``spec`` (+-inf logits, limit semantics) or ``outside_domain`` (none drawn)
 ``invalid_ids``    ids outside [0, E): ``drop`` or ``outside_domain``
 ``duplicates``     a repeated id in a row: ``keep`` or ``outside_domain``
 ``capacity``       the producer's buffer sizes: ``tight`` (SPEC), ``vllm`` or ``aiter``
@@ -59,6 +60,7 @@ CHOICES = {
     "renormalize": ("argument", "always", "never"),
     "weights_dtype": ("float32", "bfloat16", "float16"),
     "nan": ("spec", "outside_domain"),
+    "infinities": ("spec", "outside_domain"),
     "invalid_ids": ("drop", "outside_domain"),
     "duplicates": ("keep", "outside_domain"),
     "capacity": ("tight", "vllm", "aiter"),
@@ -106,6 +108,7 @@ class Convention:
     renormalize: str = "argument"
     weights_dtype: str = "float32"
     nan: str = "spec"
+    infinities: str = "spec"
     invalid_ids: str = "drop"
     duplicates: str = "keep"
     capacity: str = "tight"

@@ -93,11 +93,14 @@ class Limits:
     unit_sizes: tuple[int, ...] = U_CHOICES
     dtypes: tuple[str, ...] = DTYPES
     nan: bool = True  # NaN logits
+    infinities: bool = True  # +-inf logits
     invalid_ids: bool = True  # ids outside [0, E)
     duplicates: bool = True  # a repeated id in one row
     supports: tuple[str, ...] = ALL_OPTIONAL
     #: T values where the target changes path: the "threshold" regime draws t-1, t, t+1.
     token_boundaries: tuple[int, ...] = ()
+    #: T*K values where the target changes path (drawn as T = b // K for K in 1, 2, 4, 8).
+    assignment_boundaries: tuple[int, ...] = ()
 
     def expert_choices(self) -> tuple[int, ...]:
         return self.experts if self.experts is not None else E_CHOICES + self.large_experts
@@ -120,15 +123,17 @@ def limits_for(convention, base: Limits = CI_LIMITS) -> Limits:
         experts=experts, max_tokens=max_tokens, max_topk=min(base.max_topk, d.max_topk or base.max_topk),
         max_threshold_tokens=min(base.max_threshold_tokens, d.max_tokens or base.max_threshold_tokens),
         unit_sizes=d.unit_sizes or base.unit_sizes, dtypes=tuple(d.dtypes),
-        nan=convention.nan == "spec", invalid_ids=convention.invalid_ids == "drop",
+        nan=convention.nan == "spec", infinities=convention.infinities == "spec", invalid_ids=convention.invalid_ids == "drop",
         duplicates=convention.duplicates == "keep", supports=tuple(d.supports),
-        token_boundaries=tuple(d.token_boundaries))
+        token_boundaries=tuple(d.token_boundaries), assignment_boundaries=tuple(d.assignment_boundaries))
 
 
 def threshold_tokens(limits: Limits = CI_LIMITS) -> tuple[int, ...]:
     """T on both sides of every boundary the target declares: t-1, t, t+1 (1 and 2 when
     it declares none, so the regime always has something to draw)."""
-    out = {t + d for t in limits.token_boundaries for d in (-1, 0, 1)}
+    # T*K boundaries as T for the common K (K is drawn after T)
+    edges = set(limits.token_boundaries) | {b // k for b in limits.assignment_boundaries for k in (1, 2, 4, 8)}
+    out = {t + d for t in edges for d in (-1, 0, 1)}
     out = sorted(t for t in out if 0 <= t <= min(limits.max_threshold_tokens, 2**24 - 1))
     return tuple(out) or (1, 2)
 
@@ -249,8 +254,9 @@ def _logit_plan(draw, labels, T: int, E: int, K: int, rng, limits: Limits):
             return x
         return ties
     # One guaranteed special row (its kind is labelled now), then optional extra rows and entries.
-    kinds = SPECIAL_KINDS if limits.nan else tuple(k for k in SPECIAL_KINDS if "nan" not in k)
-    specials_values = SPECIAL_LOGITS if limits.nan else tuple(v for v in SPECIAL_LOGITS if v == v)
+    kinds = tuple(k for k in SPECIAL_KINDS if (limits.nan or "nan" not in k) and (limits.infinities or "inf" not in k))
+    specials_values = tuple(v for v in SPECIAL_LOGITS if (limits.nan or v == v)
+                            and (limits.infinities or abs(v) != float("inf")))
     kind = draw(st.sampled_from(kinds))
     _label(labels, "special", kind)
 

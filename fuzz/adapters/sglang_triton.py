@@ -290,6 +290,7 @@ gate_topk.convention = load({
 fused_gate_softmax.convention = load({
     **_GATING, "name": "sglang.moe_fused_gate.softmax", "ties": "lower", "selection": "logits",
     "weights": "softmax", "renormalize": "argument", "weights_dtype": "float32",
+    "infinities": "outside_domain",  # +inf or an all -inf row gives NaN weights (see the docstring)
     "domain": {"supports": [], "token_boundaries": [1, 2, 4], "dtypes": ["float32", "float16", "bfloat16"]},
 })
 align_small_numel.convention = load({

@@ -10,6 +10,7 @@ name                           target
 ``oracle-sorting-vllm``        the oracle in vLLM's layout
 ``torch-*``                    the plain-PyTorch reference (:mod:`fuzz.torch_reference`)
 ``planted:NAME[/route]``       a planted bug (:mod:`fuzz.planted`), alone or inside a route
+``sglang.*``, ``vllm.*``, ...  other projects' kernels (:mod:`fuzz.adapters`), where importable
 ``package.module:function``    anyone's function, with ``convention=`` (``ck``, ``vllm``, a file)
 =============================  ==========================================================
 
@@ -65,6 +66,25 @@ def _bind_layout(fn, layout: str):
     return bound
 
 
+def external_names() -> tuple[str, ...]:
+    """Every external adapter's target names (fuzz/adapters), importable here or not."""
+    from fuzz import adapters
+    return tuple(n for m in adapters.MODULES for n in adapters.adapter(m).TARGETS)
+
+
+def _external(name: str) -> Target:
+    from fuzz import adapters
+    for module_name in adapters.MODULES:
+        module = adapters.adapter(module_name)
+        if name in module.TARGETS:
+            if not module.available():
+                raise ValueError(f"target {name!r} needs {module_name}, which is not importable or cannot run here "
+                                 f"(fuzz/adapters/{module_name}.py says what it needs)")
+            fn = module.TARGETS[name]
+            return Target.of(name, fn, fn.convention, spec=name)
+    raise ValueError(f"no external adapter has a target {name!r}")
+
+
 def _planted(name: str) -> Target:
     from fuzz import planted
     return planted.target(name.split(":", 1)[1])
@@ -89,6 +109,8 @@ def get(name: str, convention=None) -> Target:
         return _planted(name)
     if _USER.fullmatch(name):
         return user_target(name, convention)
+    if name in external_names():
+        return _external(name)
     raise ValueError(f"unknown target {name!r}: expected one of {', '.join(OURS + ORACLES + REFERENCES)}, "
                      "planted:NAME, or package.module:function")
 
