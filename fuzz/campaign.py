@@ -36,6 +36,7 @@ class Entry:
     harness_error: str | None = None
     repro: Path | None = None  # the bundle folder
     note: str = ""
+    known: object = None  # the ledger entry this failure matches (fuzz/ledger.py)
 
     @property
     def one(self):
@@ -46,7 +47,7 @@ class Entry:
         if self.harness_error:
             return "HARNESS ERROR"
         if self.failure is not None:
-            return "FAILED"
+            return "FAILED" if self.known is None else f"KNOWN ({self.known.link})"
         return "ok" if self.examples else "NOT RUN"
 
 

@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="worker processes (1 for now)")
     p.add_argument("--out", default="fuzz-out", help="repros, summary and the example database (default fuzz-out)")
     p.add_argument("--db", default=None, metavar="DIR", help="example database directory (default OUT/db)")
+    p.add_argument("--ledger", default=None, metavar="FILE",
+                   help="known findings (TOML, fuzz/ledger.py): matching failures are reported as known; "
+                        "default fuzz/known_findings.toml")
     p.add_argument("--sizes", choices=("ci", "campaign"), default=None,
                    help="shape limits: ci (T <= 40, T*K <= 512) or campaign (T <= 300, T*K <= 8192); default "
                         "ci on the CPU interpreter, campaign on a GPU")
@@ -137,6 +140,11 @@ def run(argv=None) -> int:
     if args.time <= 0 or args.max_examples < 1 or args.workers != 1:
         raise UsageError("--time must be > 0, --max-examples >= 1, and --workers 1 (several workers: not yet)")
     device = _select_device(args.device)
+    from fuzz import ledger
+    try:
+        known = ledger.load(args.ledger or ledger.DEFAULT)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     from hypothesis.database import DirectoryBasedExampleDatabase
 
     from fuzz import campaign
@@ -169,10 +177,22 @@ def run(argv=None) -> int:
     finally:
         stop.set()
     _write_bundles(entries, out, device, args.seed)
+    for e in entries:
+        e.known = None if e.failure is None else ledger.match(known, e.one.name, e.failure.signature)
     print(_summary(entries, out, time.monotonic() - started), flush=True)
+    for line in _unseen(known, entries):
+        print(line, flush=True)
     if any(e.harness_error or not e.examples for e in entries if e.failure is None):
         return 2
-    return 1 if any(e.failure is not None for e in entries) else 0
+    return 1 if any(e.failure is not None and e.known is None for e in entries) else 0
+
+
+def _unseen(known, entries) -> list[str]:
+    """Ledger entries for targets that ran without showing them: fixed, or just not hit this time."""
+    ran = {e.one.name for e in entries if e.examples}
+    seen = {(e.one.name, e.failure.signature) for e in entries if e.failure is not None}
+    return [f"ledger: {k.target} {k.signature} was not seen this run (fixed? then remove it): {k.link}"
+            for k in known if k.target in ran and (k.target, k.signature) not in seen]
 
 
 COMMANDS = ("run", "replay")

@@ -34,6 +34,8 @@ Fields (defaults: this project's contract, SPEC sections 1-3):
 ``weights_dtype``  float32, bfloat16 or float16 (tolerance follows it)
 ``nan``            ``spec`` (NaN ranks as -inf) or ``outside_domain`` (no NaN drawn)
 ``infinities``     ``spec`` (+-inf logits, limit semantics) or ``outside_domain`` (none drawn)
+``specials_order`` how the selection orders NaN and -0.0: ``spec`` (NaN as -inf, -0.0 ties +0.0)
+                   or ``bits`` (by the float's bits: +NaN above +inf, -0.0 below +0.0)
 ``invalid_ids``    ids outside [0, E): ``drop`` or ``outside_domain``
 ``duplicates``     a repeated id in a row: ``keep`` or ``outside_domain``
 ``capacity``       the producer's buffer sizes: ``tight`` (SPEC), ``vllm`` or ``aiter``
@@ -60,6 +62,7 @@ CHOICES = {
     "renormalize": ("argument", "always", "never"),
     "weights_dtype": ("float32", "bfloat16", "float16"),
     "nan": ("spec", "outside_domain"),
+    "specials_order": ("spec", "bits"),
     "infinities": ("spec", "outside_domain"),
     "invalid_ids": ("drop", "outside_domain"),
     "duplicates": ("keep", "outside_domain"),
@@ -81,6 +84,7 @@ class Domain:
     min_topk: int = 1
     max_topk: int | None = None
     max_tokens: int | None = None
+    max_assignments: int | None = None  # T * K
     unit_sizes: tuple[int, ...] | None = None
     dtypes: tuple[str, ...] = LOGIT_DTYPES
     supports: tuple[str, ...] = OPTIONAL_ARGS
@@ -108,6 +112,7 @@ class Convention:
     renormalize: str = "argument"
     weights_dtype: str = "float32"
     nan: str = "spec"
+    specials_order: str = "spec"
     infinities: str = "spec"
     invalid_ids: str = "drop"
     duplicates: str = "keep"

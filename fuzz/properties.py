@@ -244,7 +244,7 @@ def judge_gating(conv: Convention, logits: np.ndarray, K: int, renormalize: bool
     rtol, atol = WEIGHT_TOLERANCE[conv.weights_dtype]
     return oracles.check_gating(weights, ids.numpy() if hasattr(ids, "numpy") else ids, logits, K,
                                 renormalize=_renormalize(conv, renormalize), rtol=rtol, atol=atol, ties=conv.ties,
-                                selection=conv.selection, weights=conv.weights)
+                                selection=conv.selection, weights=conv.weights, specials=conv.specials_order)
 
 
 def judge_sorting(conv: Convention, topk_ids, topk_weights, E: int, o: Options, run: Run) -> oracles.CheckReport:

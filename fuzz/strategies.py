@@ -120,7 +120,8 @@ def limits_for(convention, base: Limits = CI_LIMITS) -> Limits:
     experts = tuple(E for E in base.expert_choices() if d.allows_experts(E)) or d.experts or (1,)
     max_tokens = base.max_tokens if d.max_tokens is None else min(base.max_tokens, d.max_tokens)
     return base.within(
-        experts=experts, max_tokens=max_tokens, max_topk=min(base.max_topk, d.max_topk or base.max_topk),
+        experts=experts, max_tokens=max_tokens,
+        max_assignments=min(base.max_assignments, d.max_assignments or base.max_assignments), max_topk=min(base.max_topk, d.max_topk or base.max_topk),
         max_threshold_tokens=min(base.max_threshold_tokens, d.max_tokens or base.max_threshold_tokens),
         unit_sizes=d.unit_sizes or base.unit_sizes, dtypes=tuple(d.dtypes),
         nan=convention.nan == "spec", infinities=convention.infinities == "spec", invalid_ids=convention.invalid_ids == "drop",
@@ -366,7 +367,7 @@ def _ids_plan(draw, labels, T: int, K: int, E: int, U: int, rng, limits: Limits)
                               min_size=1, max_size=4, unique_by=lambda p: p[0]))
         counts = {"1": 1, "U": U, "U+1": U + 1, "U-1": U - 1, "2U+1": 2 * U + 1}
         flat = np.concatenate([np.full(counts[c], e) for e, c in picks] + [np.zeros(0, np.int64)])
-        flat = flat[: min(limits.max_tokens * K, limits.max_assignments)]
+        flat = flat[: min(limits.max_tokens * K, limits.max_assignments // K * K)]
         T2 = -(-flat.size // K)
         labels[:] = [lab for lab in labels if not lab.startswith("tokens:")]
         _label(labels, "tokens", "derived")

@@ -128,7 +128,7 @@ def _topk_violations(key: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> tupl
 
 
 def check_gating(actual_weights, actual_ids, logits, topk, *, renormalize=True, rtol=1e-5, atol=1e-6,
-                 ties="lower", selection="logits", weights="softmax") -> CheckReport:
+                 ties="lower", selection="logits", weights="softmax", specials="spec") -> CheckReport:
     """Compare top-k gating outputs with the float64 oracle (SPEC section 1).
 
     Ids exact (ties to the lower index, NaN as -inf, see
@@ -140,14 +140,15 @@ def check_gating(actual_weights, actual_ids, logits, topk, *, renormalize=True, 
     Other conventions (SPEC section 6): ``ties="higher"``, or ``"any"`` (any valid
     top-k: the weights are then judged at the ids found); ``selection="probabilities"``
     (values whose float32 probabilities are equal tie); ``weights="logits"`` (the raw
-    selected logits) or ``"none"`` (ids only; ``actual_weights`` may be None).
+    selected logits) or ``"none"`` (ids only; ``actual_weights`` may be None);
+    ``specials="bits"`` (NaN and -0.0 ordered by their bits, see :func:`oracles.gating.selection_key`).
     """
     x = as_logits(logits)
     T, E = x.shape
     K = as_topk(topk, E)
     if weights not in WEIGHT_KINDS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHT_KINDS)}, got {weights!r}")
-    key = selection_key(x, selection=selection)
+    key = selection_key(x, selection=selection, specials=specials)
     ids = select(key, K, ties="lower" if ties == "any" else ties)
     rep = CheckReport()
     ai = as_numpy(actual_ids, "actual_ids")

@@ -85,12 +85,21 @@ TIES = ("lower", "higher")
 SELECTIONS = ("logits", "probabilities")
 
 
-def selection_key(logits, *, selection: str = "logits") -> np.ndarray:
-    """float32 [T, E] key the top-k is taken on: the logits (NaN -> -inf, -0.0 -> +0.0), or
-    the float32 softmax probabilities of the whole row (values that round alike tie)."""
-    key = _selection_key(as_logits(logits))
+#: How a selection orders the specials: ``spec`` (NaN as -inf, -0.0 ties +0.0) or ``bits`` (by
+#: the float's bits, as a key built from them does: +NaN above +inf, -NaN below -inf, -0.0 below +0.0).
+SPECIAL_ORDERS = ("spec", "bits")
+
+
+def selection_key(logits, *, selection: str = "logits", specials: str = "spec") -> np.ndarray:
+    """float32 [T, E] key the top-k is taken on: the logits (NaN -> -inf, -0.0 -> +0.0, or
+    kept as they are with ``specials="bits"``), or the float32 softmax probabilities of the
+    whole row (values that round alike tie)."""
+    x = as_logits(logits)
+    if specials not in SPECIAL_ORDERS:
+        raise ValueError(f"specials must be one of {', '.join(SPECIAL_ORDERS)}, got {specials!r}")
+    key = _selection_key(x)
     if selection == "logits":
-        return key
+        return x.copy() if specials == "bits" else key
     if selection != "probabilities":
         raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
     z = _row_exp(key)

@@ -283,6 +283,7 @@ _GATING = {"op": "gating", "layout": "ck", "order": "exact", "invalid_ids": "dro
 
 gate_topk.convention = load({
     **_GATING, "name": "sglang.gate_topk", "ties": "lower", "selection": "logits", "weights": "logits",
+    "specials_order": "bits", "nan": "spec",  # its sort key is the float's bits: -0.0 < +0.0 < ... < +inf < +NaN
     "renormalize": "never", "weights_dtype": "float32",
     "domain": {"max_topk": 32, "max_experts": 65504, "supports": [], "token_boundaries": [32],
                "dtypes": ["float32", "float16", "bfloat16"]},
@@ -301,7 +302,8 @@ align_small_numel.convention = load({
 sorting_small.convention = load({
     "name": "sglang.moe_sorting_small", "op": "sorting", "layout": "ck", "order": "exact",
     "invalid_ids": "outside_domain", "duplicates": "keep", "capacity": "aiter", "tail": "untouched",
-    "domain": {"max_experts": 256, "max_topk": 127, "max_tokens": 256, "supports": ["moe_buf", "out"],
+    "domain": {"max_experts": 256, "max_topk": 127, "max_tokens": 256, "max_assignments": 256,
+               "supports": ["moe_buf", "out"],
                "assignment_boundaries": [32, 64, 256]},
 })
 
