@@ -9,7 +9,7 @@ from .plans import PlanCache, plan_key
 from .results import RouteResult
 from .route_kernels import fused_route_kernel
 from .sorting import SortingArgs, SortingPlan
-from .validation import MAX_TOPK_SORTED, check_topk, kernel_pointers
+from .validation import MAX_TOPK_SORTED, as_flag, as_int, as_local_tokens, check_topk, kernel_pointers
 
 _FUSED_DYNAMIC = ("logits_ptr", "weights_ptr", "ids_ptr", "mask_ptr", "m_ptr", "sorted_ids_ptr", "sorted_w_ptr",
                   "sorted_eids_ptr", "num_valid_ptr", "counter_ptr", "keys_ptr", "hist_ptr", "buf_ptr")
@@ -41,7 +41,7 @@ class _RoutePlan:
             config.route_warps(block_t, block_e, registers),
             _FUSED_DYNAMIC,
             dict(args.static, stride_t=logits.stride(0), stride_e=logits.stride(1), num_gate_tiles=self.gate_tiles,
-                 RENORMALIZE=bool(renormalize), SINGLE_TILE=self.gate_tiles == 1, BLOCK_T=block_t,
+                 RENORMALIZE=renormalize, SINGLE_TILE=self.gate_tiles == 1, BLOCK_T=block_t,
                  BLOCK_K=block_k, BLOCK_N=self.block_n,
                  SCAN_ROWS=min(config.next_pow2(self.gate_tiles), max(1, 4096 // block_e)),
                  PLACE_BLOCK=config.PLACE_BLOCK, SORT_FROM_REGISTERS=registers,
@@ -76,7 +76,9 @@ def route(logits, topk, *, unit_size=32, renormalize=True, expert_mask=None, num
     ``moe_sorting(*topk_gating_softmax(logits, topk))`` on every path:
     "fused" (one launch), "unfused" (separate kernels) or "auto" (by shape and device).
     """
-    renormalize = bool(renormalize)  # its truth value, not the object, decides (and goes in the key)
+    renormalize = as_flag("renormalize", renormalize)  # a bool in the key, whatever bool type came in
+    topk, unit_size = as_int("topk", topk), as_int("unit_size", unit_size)
+    num_local_tokens = as_local_tokens(num_local_tokens)
     key = plan_key(logits, topk, unit_size, renormalize, expert_mask, num_local_tokens, moe_buf, path, out)
     plan = _plans.get(key, logits, topk, unit_size, renormalize, expert_mask, num_local_tokens, moe_buf, path, out)
     return plan(logits, expert_mask, num_local_tokens, moe_buf, out)

@@ -7,8 +7,8 @@ from .launcher import KernelLaunch
 from .plans import PlanCache, plan_key
 from .results import SortingResult
 from .sorting_kernels import moe_sorting_kernel, tile_histogram_kernel, tile_offsets_kernel, tile_scatter_kernel
-from .validation import (MAX_TOPK_SORTED, check_int, check_same_device, check_tensor, check_tokens,
-                         expert_mask_arg, kernel_pointers, local_tokens_arg, moe_buf_arg)
+from .validation import (MAX_TOPK_SORTED, as_int, as_local_tokens, check_int, check_same_device, check_tensor,
+                         check_tokens, expert_mask_arg, kernel_pointers, local_tokens_arg, moe_buf_arg)
 
 _SORT_INPUTS = ("ids_ptr", "w_ptr", "mask_ptr", "m_ptr")
 _SORT_OUTPUTS = ("sorted_ids_ptr", "sorted_w_ptr", "sorted_eids_ptr", "num_valid_ptr")
@@ -80,7 +80,7 @@ class SortingPlan:
 class _MoeSortingPlan:
     def __init__(self, topk_ids, topk_weights, num_experts, unit_size, expert_mask, num_local_tokens,
                  moe_buf, out):
-        check_tensor("topk_ids", topk_ids, dtypes=(torch.int32,), ndim=2)
+        check_tensor("topk_ids", topk_ids, dtypes=(torch.int32, torch.int64), ndim=2)
         check_tensor("topk_weights", topk_weights, dtypes=(torch.float32,), ndim=2)
         if topk_weights.shape != topk_ids.shape:
             raise ValueError(f"topk_weights must have the shape of topk_ids {tuple(topk_ids.shape)}, "
@@ -111,7 +111,11 @@ def moe_sorting(topk_ids, topk_weights, num_experts, *, unit_size=32, expert_mas
     Only the valid prefixes (num_valid_ids[0] slots, num_valid_ids[0] // unit_size blocks)
     are written; the rest of each buffer is left untouched. ``num_local_tokens`` may be an
     int32 device tensor, read by the kernel (no host sync; values are clamped to [0, T]).
+    ``topk_ids`` may be int32 or int64 (what ``torch.topk`` returns); integer arguments may
+    be any integer type but bool (NumPy integers included).
     """
+    num_experts, unit_size = as_int("num_experts", num_experts), as_int("unit_size", unit_size)
+    num_local_tokens = as_local_tokens(num_local_tokens)
     key = plan_key(topk_ids, topk_weights, num_experts, unit_size, expert_mask, num_local_tokens, moe_buf, out)
     plan = _plans.get(key, topk_ids, topk_weights, num_experts, unit_size, expert_mask, num_local_tokens,
                       moe_buf, out)

@@ -67,14 +67,16 @@ def as_words(ptr, WORD: tl.constexpr):
 @triton.jit
 def load_assignments(ids_ptr, stride_t, stride_k, mask_ptr, f, N, E,
                      K: tl.constexpr, HAS_MASK: tl.constexpr, CACHE: tl.constexpr):
-    """Expert id and keep flag of flat assignments f (f < N = M*K): dropped when out of
-    [0, E) or masked off."""
+    """Expert id (int32) and keep flag of flat assignments f (f < N = M*K): dropped when out of
+    [0, E) or masked off. Ids may be int32 or int64: the range test runs on the loaded
+    width, so an int64 id that would wrap into [0, E) as int32 is still dropped."""
     m_f = f < N
     t = f // K
     j = f % K
     e = tl.load(ids_ptr + t.to(tl.int64) * stride_t + j * stride_k, mask=m_f, other=-1,
                 cache_modifier=CACHE)
     keep = m_f & (e >= 0) & (e < E)
+    e = e.to(tl.int32)
     if HAS_MASK:
         keep = keep & (tl.load(mask_ptr + e, mask=keep, other=0) != 0)
     return e, keep
@@ -171,7 +173,7 @@ def place_chunk(start, e, keep, w, cursor, local, sorted_ids_ptr, sorted_w_ptr, 
 
 @triton.jit
 def sort_assignments(
-    ids_ptr,  # (T, K) int32, any strides: input
+    ids_ptr,  # (T, K) int32 or int64, any strides: input
     ids_stride_t, ids_stride_k,
     w_ptr,  # (T, K) int32 bit patterns of float32 weights: input
     w_stride_t, w_stride_k,
@@ -293,7 +295,7 @@ def zero_rows(buf_ptr, n_words, part, parts, BLOCK_Z: tl.constexpr):
 
 @triton.jit
 def moe_sorting_kernel(
-    ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32: input
+    ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32 or int64: input
     w_ptr, w_stride_t, w_stride_k,  # (T, K) float32: input
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input, num_local_tokens on the device (when M_ON_DEVICE)
@@ -319,7 +321,7 @@ def moe_sorting_kernel(
 
 @triton.jit
 def tile_histogram_kernel(
-    ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32: input
+    ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32 or int64: input
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
     tile_base_ptr,  # (tiles, BLOCK_E) int32: output, this tile's expert histogram
@@ -378,7 +380,7 @@ def tile_offsets_kernel(
 
 @triton.jit
 def tile_scatter_kernel(
-    ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32: input
+    ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32 or int64: input
     w_ptr, w_stride_t, w_stride_k,  # (T, K) float32: input
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input (when M_ON_DEVICE)

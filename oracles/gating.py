@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._common import as_logits, as_topk
+from ._common import as_flag, as_logits, as_topk
 
 __all__ = ["GatingResult", "topk_gating_softmax", "gating_probabilities"]
 
@@ -87,6 +87,7 @@ def gating_probabilities(logits, topk, *, renormalize: bool = True):
     x = as_logits(logits)
     T, E = x.shape
     K = as_topk(topk, E)
+    renormalize = as_flag(renormalize, "renormalize")
     key = _selection_key(x)
     ids = _select(key, K)
     z = _row_exp(key)
@@ -105,7 +106,8 @@ def topk_gating_softmax(logits, topk, *, renormalize: bool = True) -> GatingResu
         logits: [T, E] float32 (float16 accepted and upcast exactly; bfloat16
             callers pass an exact float32 upcast). Any other dtype: TypeError.
         topk: K, with ``1 <= K <= E`` (ValueError otherwise).
-        renormalize: divide the K selected probabilities by their sum.
+        renormalize: divide the K selected probabilities by their sum. A bool or NumPy
+            bool; anything else is a TypeError (never its truth value).
 
     Returns:
         GatingResult(topk_weights [T, K] float32, topk_ids [T, K] int32).

@@ -84,11 +84,33 @@ def test_paths_bitwise_equal_and_deterministic(T, device):
     (dict(topk=128), ValueError, "topk"),
     (dict(unit_size=-2), ValueError, "unit_size"),
     (dict(out=fused_moe.RouteResult(*([torch.zeros(1)] * 6))), ValueError, "topk_weights"),
-], ids=["path", "k128", "unit", "out-shape"])
+    (dict(topk=True), TypeError, "topk must be an int, got bool"),
+    (dict(unit_size=4.0), TypeError, "unit_size must be an int"),
+    (dict(num_local_tokens=np.bool_(True)), TypeError, "num_local_tokens must be an int"),
+    (dict(renormalize="no"), TypeError, "renormalize must be a bool"),
+    (dict(renormalize=torch.tensor(True)), TypeError, "renormalize must be a bool"),
+], ids=["path", "k128", "unit", "out-shape", "k-bool", "unit-float", "m-bool", "renorm-str", "renorm-tensor"])
 def test_rejects_bad_arguments(bad, error, match, device):
     kwargs = dict(topk=2) | bad
     with pytest.raises(error, match=match):
         fused_moe.route(torch.zeros(4, 200, device=device), kwargs.pop("topk"), **kwargs)
+
+
+def test_numpy_integer_arguments(device):
+    """NumPy integers and NumPy bools stand for Python ints and bools: the same bits."""
+    seed = fresh_seed()
+    logits = random_logits(np.random.default_rng(seed), 9, 16, torch.float32, device)
+    for path in ("fused", "unfused"):
+        ref = fused_moe.route(logits, 3, unit_size=4, renormalize=False, num_local_tokens=7, path=path)
+        got = fused_moe.route(logits, np.int64(3), unit_size=np.int32(4), renormalize=np.False_,
+                              num_local_tokens=np.int64(7), path=path)
+        n = int(ref.num_valid_ids[0])
+        for name, a, b in zip(fused_moe.RouteResult._fields, ref, got):
+            a, b = (a[:n], b[:n]) if name in ("sorted_token_ids", "sorted_weights") else (a, b)
+            a, b = (a[: n // 4], b[: n // 4]) if name == "sorted_expert_ids" else (a, b)
+            assert torch.equal(a.view(torch.int32), b.view(torch.int32)), f"seed={seed} {path}: {name}"
+    gate = fused_moe.topk_gating_softmax(logits, np.uint8(3), renormalize=np.True_)
+    assert torch.equal(gate.topk_ids, fused_moe.topk_gating_softmax(logits, 3).topk_ids)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")

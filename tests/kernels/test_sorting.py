@@ -109,6 +109,48 @@ def test_device_local_tokens_out_of_range_is_clamped(device):
         assert out.num_valid_ids.tolist() == [-(-clamped * K // U) * U, clamped]
 
 
+SINGLE = fused_moe.DISPATCH_THRESHOLDS["sort_single_program"]
+
+
+@pytest.mark.parametrize("T", [SINGLE, SINGLE + 1], ids=["single-program", "tiled"])
+def test_int64_ids_match_int32(T, device):
+    """int64 ids (torch.topk's dtype; a strided view here) sort exactly like the same ids as
+    int32; an int64 id outside int32 is dropped, never wrapped (2**32 + e would wrap to e)."""
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    K, E, U = 3, 12, 4
+    ids, weights = _random_assignments(rng, T, K, E, out_of_range=True)
+    ids64 = ids.astype(np.int64)
+    junk = (ids < 0) | (ids >= E)
+    ids64[junk] = np.where(rng.random(int(junk.sum())) < 0.5, 2**32 + 1, -(2**40))
+    wide = torch.zeros((T, K + 3), dtype=torch.int64)
+    wide[:, 1:K + 1] = torch.from_numpy(ids64)
+    w = torch.from_numpy(weights).to(device)
+    outs = []
+    for topk_ids in (torch.from_numpy(ids).to(device), wide.to(device)[:, 1:K + 1]):
+        out = poisoned_sorting_out(T, K, E, U, device)
+        before = snapshot(out)
+        fused_moe.moe_sorting(topk_ids, w, E, unit_size=U, num_local_tokens=T - 1, out=out)
+        report = oracles.check_sorting(out, ids64, weights, E, unit_size=U, num_local_tokens=T - 1, before=before)
+        assert report.ok, f"seed={seed} ids {topk_ids.dtype}\n{report}"
+        outs.append(out)
+    for name, a, b in zip(fused_moe.SortingResult._fields, *outs):
+        assert torch.equal(a.view(torch.int32), b.view(torch.int32)), f"seed={seed}: {name} differs int32/int64"
+
+
+def test_numpy_integer_arguments(device):
+    """NumPy integers stand for Python ints (the same plan, the same bits)."""
+    seed = fresh_seed()
+    ids, weights = _random_assignments(np.random.default_rng(seed), 9, 2, 8)
+    ids, weights = torch.from_numpy(ids).to(device), torch.from_numpy(weights).to(device)
+    ref = fused_moe.moe_sorting(ids, weights, 8, unit_size=4, num_local_tokens=5)
+    got = fused_moe.moe_sorting(ids, weights, np.int64(8), unit_size=np.int32(4), num_local_tokens=np.uint8(5))
+    n = int(ref.num_valid_ids[0])
+    for a, b in ((ref.sorted_token_ids[:n], got.sorted_token_ids[:n]), (ref.num_valid_ids, got.num_valid_ids),
+                 (ref.sorted_expert_ids[: n // 4], got.sorted_expert_ids[: n // 4])):
+        assert torch.equal(a, b), f"seed={seed}"
+
+
 def _sorting_call(device, **bad):
     kwargs = dict(topk_ids=torch.zeros((4, 2), dtype=torch.int32), topk_weights=torch.zeros((4, 2)),
                   num_experts=8, unit_size=4) | bad
@@ -132,8 +174,13 @@ def _sorting_call(device, **bad):
     (dict(moe_buf=torch.zeros(3, 4)), ValueError, "moe_buf"),
     (dict(moe_buf=torch.zeros(4, 4).t()), ValueError, "moe_buf"),
     (dict(out=(torch.zeros(1),)), TypeError, "out"),
+    (dict(topk_ids=torch.zeros((4, 2), dtype=torch.int16)), TypeError, "topk_ids"),
+    (dict(num_experts=True), TypeError, "num_experts must be an int, got bool"),
+    (dict(num_experts=8.0), TypeError, "num_experts must be an int"),
+    (dict(unit_size=np.bool_(True)), TypeError, "unit_size must be an int"),
+    (dict(num_local_tokens=True), TypeError, "num_local_tokens must be an int"),
 ], ids=["e0", "u0", "float-ids", "shape-mismatch", "k128", "mask-len", "mask-float", "m-gt-t", "m-neg",
-        "m-int64", "buf-rows", "buf-strided", "out-tuple"])
+        "m-int64", "buf-rows", "buf-strided", "out-tuple", "int16-ids", "e-bool", "e-float", "u-npbool", "m-bool"])
 def test_rejects_bad_arguments(bad, error, match, device):
     with pytest.raises(error, match=match):
         _sorting_call(device, **bad)
