@@ -132,11 +132,13 @@ def pad_token(M, T, K: tl.constexpr, VLLM: tl.constexpr):
 
 @triton.jit
 def fill_range(ptr, first, end, value):
-    """value into ptr[first, end) (int32), in TAIL_BLOCK-aligned steps from the one holding first."""
+    """value into ptr[first, end) (int32), TAIL_BLOCK at a time: ceil((end - first) / TAIL_BLOCK)
+    trips, none when first >= end. (Starting at an aligned step instead would not vectorise
+    the stores either: the mask's lower bound is a runtime value.)"""
     i_f = tl.arange(0, TAIL_BLOCK)
-    for o0 in range(first // TAIL_BLOCK * TAIL_BLOCK, end, TAIL_BLOCK):
+    for o0 in range(first, end, TAIL_BLOCK):
         o = o0 + i_f
-        tl.store(ptr + o, tl.zeros([TAIL_BLOCK], dtype=tl.int32) + value, mask=(o >= first) & (o < end))
+        tl.store(ptr + o, tl.zeros([TAIL_BLOCK], dtype=tl.int32) + value, mask=o < end)
 
 
 @triton.jit
