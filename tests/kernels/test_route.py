@@ -91,8 +91,9 @@ def run_vllm_route(logits, K, U, path, device, *, extra=0, mask=None, M=None, m_
     out, full = canaried_vllm_route_out(T, K, E, U, device, extra)
     buf_before = None if moe_buf is None else moe_buf.cpu().clone()
     num_local = torch.tensor([M], dtype=torch.int32, device=device) if m_on_device else M
-    got = fused_moe.route(logits, K, unit_size=U, expert_mask=None if mask is None else torch.from_numpy(mask).to(device),
-                          num_local_tokens=num_local, moe_buf=moe_buf, path=path, layout="vllm", out=out)
+    mask_t = None if mask is None else torch.from_numpy(mask).to(device)
+    got = fused_moe.route(logits, K, unit_size=U, expert_mask=mask_t, num_local_tokens=num_local, moe_buf=moe_buf,
+                          path=path, layout="vllm", out=out)
     assert isinstance(got, fused_moe.VllmRouteResult) and all(a is b for a, b in zip(got, out))
     ids, weights = out.topk_ids.cpu().numpy(), out.topk_weights.cpu().numpy()
     report = oracles.check_gating(weights, ids, upcast(logits), K)
