@@ -5,11 +5,12 @@ Set TRITON_INTERPRET=1 before importing this package to run the kernels on the C
 from .buffers import allocate_route_outputs, allocate_sorting_outputs, capacity
 from .dispatch import DISPATCH_THRESHOLDS, choose_path
 from .gating import topk_gating_softmax
-from .results import GatingResult, RouteResult, SortingResult
+from .results import GatingResult, RouteResult, SortingResult, VllmRouteResult, VllmSortingResult
 from .route import route
 from .sorting import moe_sorting
 
 __all__ = [
-    "DISPATCH_THRESHOLDS", "GatingResult", "RouteResult", "SortingResult", "allocate_route_outputs",
-    "allocate_sorting_outputs", "capacity", "choose_path", "moe_sorting", "route", "topk_gating_softmax",
+    "DISPATCH_THRESHOLDS", "GatingResult", "RouteResult", "SortingResult", "VllmRouteResult", "VllmSortingResult",
+    "allocate_route_outputs", "allocate_sorting_outputs", "capacity", "choose_path", "moe_sorting", "route",
+    "topk_gating_softmax",
 ]

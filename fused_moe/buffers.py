@@ -2,9 +2,24 @@
 import torch
 
 from .launcher import current_stream
-from .results import RouteResult, SortingResult
+from .results import RouteResult, SortingResult, VllmRouteResult, VllmSortingResult
 
 _INT32_MAX = 2**31 - 1
+LAYOUTS = ("ck", "vllm")  # SPEC section 2; oracles/layouts.py
+_RESULTS = {"ck": (SortingResult, RouteResult), "vllm": (VllmSortingResult, VllmRouteResult)}
+_SORTING_DTYPES = {"ck": (torch.int32, torch.float32, torch.int32, torch.int32),
+                   "vllm": (torch.int32, torch.int32, torch.int32)}
+
+
+def check_layout(layout):
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}; got {layout!r}")
+    return layout
+
+
+def result_types(layout):
+    """(sorting result, route result) NamedTuple classes of a layout."""
+    return _RESULTS[layout]
 
 
 def capacity(T, K, E, unit_size):
@@ -22,9 +37,16 @@ def check_capacity(T, K, E, unit_size):
     return slots, blocks
 
 
-def allocate_sorting_outputs(T, K, E, unit_size, device):
-    """Capacity-sized SortingResult for ``out=`` (e.g. allocated once before CUDA-graph capture)."""
+def allocate_sorting_outputs(T, K, E, unit_size, device, layout="ck"):
+    """Capacity-sized SortingResult (VllmSortingResult with ``layout="vllm"``) for ``out=``
+    (e.g. allocated once before CUDA-graph capture)."""
     slots, blocks = check_capacity(T, K, E, unit_size)
+    if check_layout(layout) == "vllm":
+        return VllmSortingResult(
+            torch.empty(slots, dtype=torch.int32, device=device),
+            torch.empty(blocks, dtype=torch.int32, device=device),
+            torch.empty(1, dtype=torch.int32, device=device),
+        )
     return SortingResult(
         torch.empty(slots, dtype=torch.int32, device=device),
         torch.empty(slots, dtype=torch.float32, device=device),
@@ -38,19 +60,20 @@ def allocate_gating_outputs(T, K, device):
             torch.empty((T, K), dtype=torch.int32, device=device))
 
 
-def allocate_route_outputs(T, K, E, unit_size, device):
-    """Capacity-sized RouteResult for ``route(..., out=)``."""
-    return RouteResult(*allocate_gating_outputs(T, K, device), *allocate_sorting_outputs(T, K, E, unit_size, device))
+def allocate_route_outputs(T, K, E, unit_size, device, layout="ck"):
+    """Capacity-sized RouteResult (VllmRouteResult with ``layout="vllm"``) for ``route(..., out=)``."""
+    sorting = allocate_sorting_outputs(T, K, E, unit_size, device, layout)
+    return result_types(layout)[1](*allocate_gating_outputs(T, K, device), *sorting)
 
 
-_SORTING_DTYPES = (torch.int32, torch.float32, torch.int32, torch.int32)
-
-
-def check_sorting_out(out, T, K, E, unit_size, device):
-    if not isinstance(out, tuple) or len(out) != 4:
-        raise TypeError("out must be a SortingResult (4 tensors) from allocate_sorting_outputs")
+def check_sorting_out(out, T, K, E, unit_size, device, layout="ck"):
+    result = result_types(layout)[0]
+    if not isinstance(out, tuple) or len(out) != len(result._fields):
+        raise TypeError(f"out must be a {result.__name__} ({len(result._fields)} tensors) from "
+                        f"allocate_sorting_outputs(..., layout={layout!r})")
     slots, blocks = check_capacity(T, K, E, unit_size)
-    for name, x, dtype, need in zip(SortingResult._fields, out, _SORTING_DTYPES, (slots, slots, blocks, 2)):
+    needs = (slots, slots, blocks, 2) if layout == "ck" else (slots, blocks, 1)
+    for name, x, dtype, need in zip(result._fields, out, _SORTING_DTYPES[layout], needs):
         if not isinstance(x, torch.Tensor) or x.dtype != dtype:
             raise TypeError(f"out.{name} must be a {dtype} tensor")
         if not x.is_contiguous() or x.numel() < need:
@@ -58,17 +81,41 @@ def check_sorting_out(out, T, K, E, unit_size, device):
                              f"(capacity for T={T}, K={K}, E={E}, unit_size={unit_size}), got {x.numel()}")
         if x.device != device:
             raise ValueError(f"out.{name} is on {x.device} but the inputs are on {device}")
-    return SortingResult(*out)
+    return result(*out)
 
 
-def check_route_out(out, T, K, E, unit_size, device):
-    if not isinstance(out, tuple) or len(out) != 6:
-        raise TypeError("out must be a RouteResult (6 tensors) from allocate_route_outputs")
-    for name, x, dtype in zip(RouteResult._fields[:2], out[:2], (torch.float32, torch.int32)):
+def check_route_out(out, T, K, E, unit_size, device, layout="ck"):
+    result = result_types(layout)[1]
+    if not isinstance(out, tuple) or len(out) != len(result._fields):
+        raise TypeError(f"out must be a {result.__name__} ({len(result._fields)} tensors) from "
+                        f"allocate_route_outputs(..., layout={layout!r})")
+    for name, x, dtype in zip(result._fields[:2], out[:2], (torch.float32, torch.int32)):
         if not isinstance(x, torch.Tensor) or x.dtype != dtype or tuple(x.shape) != (T, K) \
                 or not x.is_contiguous() or x.device != device:
             raise ValueError(f"out.{name} must be a contiguous {dtype} tensor of shape ({T}, {K}) on {device}")
-    return RouteResult(*out[:2], *check_sorting_out(tuple(out[2:]), T, K, E, unit_size, device))
+    return result(*out[:2], *check_sorting_out(tuple(out[2:]), T, K, E, unit_size, device, layout))
+
+
+def tail_lengths(sorting_out, T, K, E, unit_size, layout):
+    """The kernels' n_sorted and n_blocks: in the vLLM layout the lengths of sorted_token_ids
+    and expert_ids (written to their ends; capacity without out=), 0 in the CK layout (unused)."""
+    if layout != "vllm":
+        return dict(n_sorted=0, n_blocks=0)
+    if sorting_out is None:
+        slots, blocks = capacity(T, K, E, unit_size)
+    else:
+        slots, blocks = sorting_out[0].numel(), sorting_out[1].numel()
+    return dict(n_sorted=slots, n_blocks=blocks)
+
+
+def kernel_outputs(sorting_out, layout):
+    """The four sorting buffers in the kernels' order (sorted ids, weights, expert ids,
+    counts). The vLLM layout has no sorted weights: num_tokens_post_pad stands in for them
+    (never written as such with VLLM on)."""
+    if layout == "vllm":
+        ids, expert_ids, post_pad = sorting_out
+        return ids, post_pad, expert_ids, post_pad
+    return tuple(sorting_out)
 
 
 _counters = {}

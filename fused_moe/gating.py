@@ -4,7 +4,7 @@ from .gating_kernels import topk_gating_kernel
 from .launcher import KernelLaunch
 from .plans import PlanCache, plan_key
 from .results import GatingResult
-from .validation import LOGIT_DTYPES, check_int, check_tensor, check_topk
+from .validation import LOGIT_DTYPES, as_flag, as_int, check_int, check_tensor, check_topk
 
 
 def check_logits(logits, topk):
@@ -23,7 +23,7 @@ def gating_launch(logits, topk, renormalize):
         topk_gating_kernel, config.cdiv(T, block_t), config.gate_warps(block_t, block_e),
         ("logits_ptr", "weights_ptr", "ids_ptr"),
         dict(stride_t=logits.stride(0), stride_e=logits.stride(1), T=T, E=E, K=topk, BLOCK_T=block_t,
-             BLOCK_E=block_e, BLOCK_K=block_k, RENORMALIZE=bool(renormalize)),
+             BLOCK_E=block_e, BLOCK_K=block_k, RENORMALIZE=renormalize),
     )
 
 
@@ -49,5 +49,6 @@ def topk_gating_softmax(logits, topk, *, renormalize=True):
     GatingResult(topk_weights (T, K) float32, topk_ids (T, K) int32): slot 0 holds the
     largest logit, ties go to the lower expert index, NaN ranks as -inf.
     """
-    renormalize = bool(renormalize)  # its truth value, not the object, decides (and goes in the key)
+    renormalize = as_flag("renormalize", renormalize)  # a bool in the key, whatever bool type came in
+    topk = as_int("topk", topk)
     return _plans.get(plan_key(logits, topk, renormalize), logits, topk, renormalize)(logits)

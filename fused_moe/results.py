@@ -23,3 +23,19 @@ class RouteResult(NamedTuple):
     sorted_weights: torch.Tensor
     sorted_expert_ids: torch.Tensor
     num_valid_ids: torch.Tensor
+
+
+class VllmSortingResult(NamedTuple):
+    """``moe_sorting(..., layout="vllm")``: vLLM's ``moe_align_block_size`` layout
+    (oracles/layouts.py). Every element of each buffer is written, to its end."""
+    sorted_token_ids: torch.Tensor  # (>= capacity,) int32, t * K + j; padding and tail T * K
+    expert_ids: torch.Tensor  # (>= capacity // U rounded up,) int32, local expert id per block; -1 past P // U
+    num_tokens_post_pad: torch.Tensor  # (1,) int32, [P]
+
+
+class VllmRouteResult(NamedTuple):
+    topk_weights: torch.Tensor
+    topk_ids: torch.Tensor
+    sorted_token_ids: torch.Tensor
+    expert_ids: torch.Tensor
+    num_tokens_post_pad: torch.Tensor

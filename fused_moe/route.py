@@ -6,31 +6,33 @@ from .dispatch import choose_path
 from .gating import check_logits, gating_launch
 from .launcher import KernelLaunch
 from .plans import PlanCache, plan_key
-from .results import RouteResult
 from .route_kernels import fused_route_kernel
 from .sorting import SortingArgs, SortingPlan
-from .validation import MAX_TOPK_SORTED, check_topk, kernel_pointers
+from .validation import MAX_TOPK_SORTED, as_flag, as_int, as_local_tokens, check_topk, kernel_pointers
 
 _FUSED_DYNAMIC = ("logits_ptr", "weights_ptr", "ids_ptr", "mask_ptr", "m_ptr", "sorted_ids_ptr", "sorted_w_ptr",
                   "sorted_eids_ptr", "num_valid_ptr", "counter_ptr", "keys_ptr", "hist_ptr", "buf_ptr")
 
 
 class _RoutePlan:
-    def __init__(self, logits, topk, unit_size, renormalize, expert_mask, num_local_tokens, moe_buf, path, out):
+    def __init__(self, logits, topk, unit_size, renormalize, expert_mask, num_local_tokens, moe_buf, path, layout,
+                 out):
         T, E = check_logits(logits, topk)
         check_topk(topk, E, MAX_TOPK_SORTED)
-        args = SortingArgs(T, topk, E, unit_size, expert_mask, num_local_tokens, moe_buf, logits)
+        args = SortingArgs(T, topk, E, unit_size, expert_mask, num_local_tokens, moe_buf, logits, layout)
         self.path = choose_path(path, T, E, topk, logits.device)
         if out is not None:
-            buffers.check_route_out(out, T, topk, E, unit_size, logits.device)
-        self.shape = (T, topk, E, unit_size, logits.device)
+            buffers.check_route_out(out, T, topk, E, unit_size, logits.device, layout)
+        self.shape = (T, topk, E, unit_size, logits.device, layout)
+        self.layout, self.result = layout, buffers.result_types(layout)[1]
+        tails = buffers.tail_lengths(None if out is None else out[2:], T, topk, E, unit_size, layout)
         if self.path == "fused":
-            self._plan_fused(logits, renormalize, args)
+            self._plan_fused(logits, renormalize, args, tails)
         else:
             self.gate = gating_launch(logits, topk, renormalize)
-            self.sort = SortingPlan(args, (topk, 1), (topk, 1))
+            self.sort = SortingPlan(args, (topk, 1), (topk, 1), tails)
 
-    def _plan_fused(self, logits, renormalize, args):
+    def _plan_fused(self, logits, renormalize, args, tails):
         block_t, block_e, block_k = config.gate_tile(args.E, args.K, args.T)
         self.gate_tiles = max(1, config.cdiv(args.T, block_t))
         self.block_n = config.next_pow2(block_t * args.K)
@@ -40,8 +42,9 @@ class _RoutePlan:
             fused_route_kernel, self.gate_tiles + args.zero_programs,
             config.route_warps(block_t, block_e, registers),
             _FUSED_DYNAMIC,
-            dict(args.static, stride_t=logits.stride(0), stride_e=logits.stride(1), num_gate_tiles=self.gate_tiles,
-                 RENORMALIZE=bool(renormalize), SINGLE_TILE=self.gate_tiles == 1, BLOCK_T=block_t,
+            dict(args.static, **tails, stride_t=logits.stride(0), stride_e=logits.stride(1),
+                 num_gate_tiles=self.gate_tiles,
+                 RENORMALIZE=renormalize, SINGLE_TILE=self.gate_tiles == 1, BLOCK_T=block_t,
                  BLOCK_K=block_k, BLOCK_N=self.block_n,
                  SCAN_ROWS=min(config.next_pow2(self.gate_tiles), max(1, 4096 // block_e)),
                  PLACE_BLOCK=config.PLACE_BLOCK, SORT_FROM_REGISTERS=registers,
@@ -49,11 +52,12 @@ class _RoutePlan:
         )
 
     def __call__(self, logits, expert_mask, num_local_tokens, moe_buf, out):
-        out = buffers.allocate_route_outputs(*self.shape) if out is None else RouteResult(*out)
-        mask, m, buf = kernel_pointers(expert_mask, num_local_tokens, moe_buf, out.num_valid_ids)
+        out = buffers.allocate_route_outputs(*self.shape) if out is None else self.result(*out)
+        mask, m, buf = kernel_pointers(expert_mask, num_local_tokens, moe_buf, out[-1])
+        sorting = buffers.kernel_outputs(out[2:], self.layout)
         if self.path != "fused":
             self.gate(logits, out.topk_weights, out.topk_ids)
-            self.sort(out.topk_ids, out.topk_weights, out[2:], mask, m, buf)
+            self.sort(out.topk_ids, out.topk_weights, sorting, mask, m, buf)
             return out
         if self.gate_tiles > 1:
             tiles, block_n = self.gate_tiles, self.block_n
@@ -62,8 +66,8 @@ class _RoutePlan:
             keys, hist = workspace[: tiles * block_n], workspace[tiles * block_n:].view(torch.int32)
             counter = buffers.arrival_counter(logits.device)
         else:  # one tile: no workspace, no counter
-            keys = hist = counter = out.num_valid_ids
-        self.fused(logits, out.topk_weights, out.topk_ids, mask, m, *out[2:], counter, keys, hist, buf)
+            keys = hist = counter = out[-1]
+        self.fused(logits, out.topk_weights, out.topk_ids, mask, m, *sorting, counter, keys, hist, buf)
         return out
 
 
@@ -71,12 +75,16 @@ _plans = PlanCache(_RoutePlan)
 
 
 def route(logits, topk, *, unit_size=32, renormalize=True, expert_mask=None, num_local_tokens=None,
-          moe_buf=None, path="auto", out=None):
+          moe_buf=None, path="auto", layout="ck", out=None):
     """Gating softmax then MoE sorting (SPEC section 3), bit-for-bit equal to
-    ``moe_sorting(*topk_gating_softmax(logits, topk))`` on every path:
+    ``moe_sorting(*topk_gating_softmax(logits, topk), layout=layout)`` on every path:
     "fused" (one launch), "unfused" (separate kernels) or "auto" (by shape and device).
+    ``layout="ck"`` returns a RouteResult, ``layout="vllm"`` a VllmRouteResult (see moe_sorting).
     """
-    renormalize = bool(renormalize)  # its truth value, not the object, decides (and goes in the key)
-    key = plan_key(logits, topk, unit_size, renormalize, expert_mask, num_local_tokens, moe_buf, path, out)
-    plan = _plans.get(key, logits, topk, unit_size, renormalize, expert_mask, num_local_tokens, moe_buf, path, out)
+    renormalize = as_flag("renormalize", renormalize)  # a bool in the key, whatever bool type came in
+    topk, unit_size = as_int("topk", topk), as_int("unit_size", unit_size)
+    num_local_tokens = as_local_tokens(num_local_tokens)
+    key = plan_key(logits, topk, unit_size, renormalize, expert_mask, num_local_tokens, moe_buf, path, layout, out)
+    plan = _plans.get(key, logits, topk, unit_size, renormalize, expert_mask, num_local_tokens, moe_buf, path,
+                      layout, out)
     return plan(logits, expert_mask, num_local_tokens, moe_buf, out)

@@ -5,10 +5,9 @@ from . import buffers, config
 from .dispatch import DISPATCH_THRESHOLDS
 from .launcher import KernelLaunch
 from .plans import PlanCache, plan_key
-from .results import SortingResult
 from .sorting_kernels import moe_sorting_kernel, tile_histogram_kernel, tile_offsets_kernel, tile_scatter_kernel
-from .validation import (MAX_TOPK_SORTED, check_int, check_same_device, check_tensor, check_tokens,
-                         expert_mask_arg, kernel_pointers, local_tokens_arg, moe_buf_arg)
+from .validation import (MAX_TOPK_SORTED, as_int, as_local_tokens, check_int, check_same_device, check_tensor,
+                         check_tokens, expert_mask_arg, kernel_pointers, local_tokens_arg, moe_buf_arg)
 
 _SORT_INPUTS = ("ids_ptr", "w_ptr", "mask_ptr", "m_ptr")
 _SORT_OUTPUTS = ("sorted_ids_ptr", "sorted_w_ptr", "sorted_eids_ptr", "num_valid_ptr")
@@ -17,11 +16,12 @@ _SORT_OUTPUTS = ("sorted_ids_ptr", "sorted_w_ptr", "sorted_eids_ptr", "num_valid
 class SortingArgs:
     """Validated sorting arguments in the form the kernels take: everything but addresses."""
 
-    def __init__(self, T, K, E, unit_size, expert_mask, num_local_tokens, moe_buf, ref):
+    def __init__(self, T, K, E, unit_size, expert_mask, num_local_tokens, moe_buf, ref, layout):
         check_int("num_experts", E, 1)
         check_int("unit_size", unit_size, 1)
         check_tokens(T)
         self.T, self.K, self.E, self.U = T, K, E, unit_size
+        self.layout = buffers.check_layout(layout)
         has_mask = expert_mask_arg(expert_mask, E, ref) is not None
         m_tensor, m_value = local_tokens_arg(num_local_tokens, T, ref)
         buf_word, buf_row_words = moe_buf_arg(moe_buf, T, ref)
@@ -32,17 +32,18 @@ class SortingArgs:
             buf_row_words=buf_row_words, m_value=m_value, T=T, E=E, K=K, U=unit_size,
             HAS_MASK=has_mask, M_ON_DEVICE=m_tensor is not None, HAS_BUF=moe_buf is not None,
             BUF_WORD=buf_word or 4, BLOCK_E=self.block_e, PAD_W=config.pad_width(unit_size, self.block_e),
-            BLOCK_Z=config.ZERO_BLOCK,
+            BLOCK_Z=config.ZERO_BLOCK, VLLM=layout == "vllm",
         )
 
 
 class SortingPlan:
     """The launches that sort (T, K) topk tensors with these strides (and zero moe_buf)."""
 
-    def __init__(self, args, ids_strides, w_strides):
+    def __init__(self, args, ids_strides, w_strides, tail_lengths):
+        """tail_lengths: n_sorted and n_blocks (buffers.tail_lengths)."""
         self.args = args
         block_a = config.sort_chunk(args.T, args.K)
-        static = dict(args.static, ids_stride_t=ids_strides[0], ids_stride_k=ids_strides[1],
+        static = dict(args.static, **tail_lengths, ids_stride_t=ids_strides[0], ids_stride_k=ids_strides[1],
                       w_stride_t=w_strides[0], w_stride_k=w_strides[1], BLOCK_A=block_a,
                       SINGLE_CHUNK=args.T * args.K <= block_a)
         self.single_program = args.T <= DISPATCH_THRESHOLDS["sort_single_program"]
@@ -57,14 +58,15 @@ class SortingPlan:
         self.histogram = KernelLaunch(tile_histogram_kernel, self.tiles, 4,
                                       ("ids_ptr", "mask_ptr", "m_ptr", "tile_base_ptr"), static)
         self.offsets = KernelLaunch(tile_offsets_kernel, 1 + args.zero_programs, 4,
-                                    ("tile_base_ptr", "local_ptr", "mask_ptr", "m_ptr", "sorted_ids_ptr",
-                                     "sorted_w_ptr", "num_valid_ptr", "buf_ptr"), static)
+                                    ("tile_base_ptr", "local_ptr", "mask_ptr", "m_ptr") + _SORT_OUTPUTS + ("buf_ptr",),
+                                    static)
         self.scatter = KernelLaunch(tile_scatter_kernel, self.tiles, 4,
                                     _SORT_INPUTS + ("tile_base_ptr", "local_ptr") + _SORT_OUTPUTS[:3], static)
 
     def __call__(self, topk_ids, topk_weights, out, mask, m, buf):
-        """out: the four sorting outputs in SortingResult order. Small batches: one launch, program 0 sorts while programs 1.. zero moe_buf.
-        Larger ones: histogram, scan and scatter launches, every tile in parallel."""
+        """out: the four sorting buffers in the kernels' order (buffers.kernel_outputs). Small
+        batches: one launch, program 0 sorts while programs 1.. zero moe_buf. Larger ones:
+        histogram, scan and scatter launches, every tile in parallel."""
         if self.single_program:
             self.sort(topk_ids, topk_weights, mask, m, *out, buf)
             return
@@ -72,15 +74,14 @@ class SortingPlan:
         workspace = torch.empty((self.tiles + 1) * block_e, dtype=torch.int32, device=self.args.device)
         tile_base, local = workspace[: self.tiles * block_e], workspace[self.tiles * block_e:]
         self.histogram(topk_ids, mask, m, tile_base)
-        sorted_ids, sorted_w, _, num_valid = out
-        self.offsets(tile_base, local, mask, m, sorted_ids, sorted_w, num_valid, buf)
+        self.offsets(tile_base, local, mask, m, *out, buf)
         self.scatter(topk_ids, topk_weights, mask, m, tile_base, local, *out[:3])
 
 
 class _MoeSortingPlan:
     def __init__(self, topk_ids, topk_weights, num_experts, unit_size, expert_mask, num_local_tokens,
-                 moe_buf, out):
-        check_tensor("topk_ids", topk_ids, dtypes=(torch.int32,), ndim=2)
+                 moe_buf, layout, out):
+        check_tensor("topk_ids", topk_ids, dtypes=(torch.int32, torch.int64), ndim=2)
         check_tensor("topk_weights", topk_weights, dtypes=(torch.float32,), ndim=2)
         if topk_weights.shape != topk_ids.shape:
             raise ValueError(f"topk_weights must have the shape of topk_ids {tuple(topk_ids.shape)}, "
@@ -88,16 +89,18 @@ class _MoeSortingPlan:
         check_same_device("topk_weights", topk_weights, topk_ids)
         T, K = topk_ids.shape
         check_int("topk (topk_ids.shape[1])", K, 1, MAX_TOPK_SORTED)
-        args = SortingArgs(T, K, num_experts, unit_size, expert_mask, num_local_tokens, moe_buf, topk_ids)
+        args = SortingArgs(T, K, num_experts, unit_size, expert_mask, num_local_tokens, moe_buf, topk_ids, layout)
         if out is not None:
-            buffers.check_sorting_out(out, T, K, num_experts, unit_size, args.device)
-        self.shape = (T, K, num_experts, unit_size, args.device)
-        self.sort = SortingPlan(args, topk_ids.stride(), topk_weights.stride())
+            buffers.check_sorting_out(out, T, K, num_experts, unit_size, args.device, layout)
+        self.shape = (T, K, num_experts, unit_size, args.device, layout)
+        self.layout, self.result = layout, buffers.result_types(layout)[0]
+        self.sort = SortingPlan(args, topk_ids.stride(), topk_weights.stride(),
+                                buffers.tail_lengths(out, T, K, num_experts, unit_size, layout))
 
     def __call__(self, topk_ids, topk_weights, expert_mask, num_local_tokens, moe_buf, out):
-        out = buffers.allocate_sorting_outputs(*self.shape) if out is None else SortingResult(*out)
-        self.sort(topk_ids, topk_weights, out, *kernel_pointers(expert_mask, num_local_tokens, moe_buf,
-                                                                out.num_valid_ids))
+        out = buffers.allocate_sorting_outputs(*self.shape) if out is None else self.result(*out)
+        self.sort(topk_ids, topk_weights, buffers.kernel_outputs(out, self.layout),
+                  *kernel_pointers(expert_mask, num_local_tokens, moe_buf, out[-1]))
         return out
 
 
@@ -105,14 +108,22 @@ _plans = PlanCache(_MoeSortingPlan)
 
 
 def moe_sorting(topk_ids, topk_weights, num_experts, *, unit_size=32, expert_mask=None,
-                num_local_tokens=None, moe_buf=None, out=None):
-    """MoE sorting in the CK / aiter layout (SPEC section 2); returns capacity-sized buffers.
+                num_local_tokens=None, moe_buf=None, layout="ck", out=None):
+    """MoE sorting (SPEC section 2); returns capacity-sized buffers.
 
-    Only the valid prefixes (num_valid_ids[0] slots, num_valid_ids[0] // unit_size blocks)
-    are written; the rest of each buffer is left untouched. ``num_local_tokens`` may be an
-    int32 device tensor, read by the kernel (no host sync; values are clamped to [0, T]).
+    ``layout="ck"`` (CK / aiter): a SortingResult; only the valid prefixes
+    (num_valid_ids[0] slots, num_valid_ids[0] // unit_size blocks) are written, the rest of
+    each buffer is left untouched. ``layout="vllm"`` (vLLM's moe_align_block_size,
+    oracles/layouts.py): a VllmSortingResult, every buffer written to its end (pad T*K,
+    expert id -1); ``topk_weights`` is not read. ``num_local_tokens`` may be an int32
+    device tensor, read by the kernel (no host sync; values are clamped to [0, T]).
+    ``topk_ids`` may be int32 or int64 (what ``torch.topk`` returns); integer arguments may
+    be any integer type but bool (NumPy integers included).
     """
-    key = plan_key(topk_ids, topk_weights, num_experts, unit_size, expert_mask, num_local_tokens, moe_buf, out)
+    num_experts, unit_size = as_int("num_experts", num_experts), as_int("unit_size", unit_size)
+    num_local_tokens = as_local_tokens(num_local_tokens)
+    key = plan_key(topk_ids, topk_weights, num_experts, unit_size, expert_mask, num_local_tokens, moe_buf, layout,
+                   out)
     plan = _plans.get(key, topk_ids, topk_weights, num_experts, unit_size, expert_mask, num_local_tokens,
-                      moe_buf, out)
+                      moe_buf, layout, out)
     return plan(topk_ids, topk_weights, expert_mask, num_local_tokens, moe_buf, out)

@@ -4,6 +4,7 @@ Building blocks, shared by every sorting path:
 
     expert_layout:  counts[E] -> padded = ceil(counts/U)*U, starts (exclusive scan), total, local ids
     fill_padding:   write the sentinel into each expert's padding slots [starts+counts, starts+padded)
+    write_layout:   both of the above, num_valid_ids, and (vLLM layout) ``fill_tail`` past the prefix
     sort_chunk:     sort one chunk of assignments by (expert, position) -- stable by construction,
                     since the position is part of the key -- carrying the weight bits along
     place_sorted:   destination = cursor[expert] + rank inside the expert's run; scatter tokens,
@@ -28,9 +29,24 @@ Paths built from them:
 
 Weights travel as int32 bit patterns so copies are bit-exact on every lane.
 Everything past the valid prefixes is left untouched.
+
+The vLLM layout (``VLLM`` constexpr; oracles/layouts.py) is written by the same code:
+
+| name                | shape      | dtype | meaning                              | pad value, and past the prefix   |
+|---------------------|------------|-------|--------------------------------------|----------------------------------|
+| sorted_token_ids    | n_sorted   | int32 | t * K + j, expert-major              | T * K, up to n_sorted            |
+| expert_ids          | n_blocks   | int32 | local expert id of each U-slot block | -1 from total // U to n_blocks   |
+| num_tokens_post_pad | 1          | int32 | [total]                              | -                                |
+
+No sorted weights (nothing is loaded or stored for them: the host passes a dummy
+``sorted_w_ptr``); the whole of each buffer is written, its length ``n_sorted`` /
+``n_blocks`` a runtime argument (``fill_tail``, by the program that writes the padding).
+With ``VLLM`` off those arguments are unused and the code is the CK code.
 """
 import triton
 import triton.language as tl
+
+TAIL_BLOCK = tl.constexpr(1024)  # vLLM layout: tail slots / blocks written per step of fill_range
 
 
 @triton.jit
@@ -67,24 +83,70 @@ def as_words(ptr, WORD: tl.constexpr):
 @triton.jit
 def load_assignments(ids_ptr, stride_t, stride_k, mask_ptr, f, N, E,
                      K: tl.constexpr, HAS_MASK: tl.constexpr, CACHE: tl.constexpr):
-    """Expert id and keep flag of flat assignments f (f < N = M*K): dropped when out of
-    [0, E) or masked off."""
+    """Expert id (int32) and keep flag of flat assignments f (f < N = M*K): dropped when out of
+    [0, E) or masked off. Ids may be int32 or int64: the range test runs on the loaded
+    width, so an int64 id that would wrap into [0, E) as int32 is still dropped."""
     m_f = f < N
     t = f // K
     j = f % K
     e = tl.load(ids_ptr + t.to(tl.int64) * stride_t + j * stride_k, mask=m_f, other=-1,
                 cache_modifier=CACHE)
     keep = m_f & (e >= 0) & (e < E)
+    e = e.to(tl.int32)
     if HAS_MASK:
         keep = keep & (tl.load(mask_ptr + e, mask=keep, other=0) != 0)
     return e, keep
 
 
 @triton.jit
-def load_weight_bits(w_ptr, stride_t, stride_k, f, N, K: tl.constexpr, CACHE: tl.constexpr):
-    t = f // K
-    return tl.load(w_ptr + t.to(tl.int64) * stride_t + (f % K) * stride_k, mask=f < N, other=0,
-                   cache_modifier=CACHE)
+def load_weight_bits(w_ptr, stride_t, stride_k, f, N, K: tl.constexpr, CACHE: tl.constexpr, VLLM: tl.constexpr):
+    """Weight bits of flat assignments f; zeros without a load in the vLLM layout (no sorted weights)."""
+    if VLLM:
+        bits = tl.zeros(f.shape, dtype=tl.int32)
+    else:
+        t = f // K
+        bits = tl.load(w_ptr + t.to(tl.int64) * stride_t + (f % K) * stride_k, mask=f < N, other=0,
+                       cache_modifier=CACHE)
+    return bits
+
+
+@triton.jit
+def pack_token(t, j, K: tl.constexpr, VLLM: tl.constexpr):
+    """The sorted_token_ids entry of assignment (t, j): t * K + j (vLLM) or (j << 24) | t (CK)."""
+    if VLLM:
+        token = t * K + j
+    else:
+        token = (j << 24) | t
+    return token
+
+
+@triton.jit
+def pad_token(M, T, K: tl.constexpr, VLLM: tl.constexpr):
+    """The padding entry of sorted_token_ids: T * K (vLLM: the numel of topk_ids) or (K << 24) | M (CK)."""
+    if VLLM:
+        pad = T * K + tl.zeros_like(M)
+    else:
+        pad = (K << 24) | M
+    return pad
+
+
+@triton.jit
+def fill_range(ptr, first, end, value):
+    """value into ptr[first, end) (int32), TAIL_BLOCK at a time: ceil((end - first) / TAIL_BLOCK)
+    trips, none when first >= end. (Starting at an aligned step instead would not vectorise
+    the stores either: the mask's lower bound is a runtime value.)"""
+    i_f = tl.arange(0, TAIL_BLOCK)
+    for o0 in range(first, end, TAIL_BLOCK):
+        o = o0 + i_f
+        tl.store(ptr + o, tl.zeros([TAIL_BLOCK], dtype=tl.int32) + value, mask=o < end)
+
+
+@triton.jit
+def fill_tail(total, pad, sorted_ids_ptr, sorted_eids_ptr, n_sorted, n_blocks, U: tl.constexpr):
+    """vLLM layout past the valid prefix, to the end of each buffer: pad into slots
+    [total, n_sorted), -1 into blocks [total // U, n_blocks)."""
+    fill_range(sorted_ids_ptr, total, n_sorted, pad)
+    fill_range(sorted_eids_ptr, total // U, n_blocks, -1)
 
 
 @triton.jit
@@ -103,17 +165,19 @@ def expert_layout(counts, mask_ptr, E, U: tl.constexpr, HAS_MASK: tl.constexpr, 
 
 
 @triton.jit
-def fill_padding(starts, counts, padded, sorted_ids_ptr, sorted_w_ptr, pad_token,
-                 U: tl.constexpr, BLOCK_E: tl.constexpr, PAD_W: tl.constexpr):
-    """Sentinel and 0.0 into slots [starts + counts, starts + padded) of every expert (< U each)."""
+def fill_padding(starts, counts, padded, sorted_ids_ptr, sorted_w_ptr, pad,
+                 U: tl.constexpr, BLOCK_E: tl.constexpr, PAD_W: tl.constexpr, VLLM: tl.constexpr):
+    """Sentinel (and 0.0 but in the vLLM layout) into slots [starts + counts, starts + padded)
+    of every expert (< U each)."""
     first = (starts + counts)[:, None]
     end = (starts + padded)[:, None]
     i_z = tl.arange(0, PAD_W)[None, :]
     for z0 in range(0, U - 1, PAD_W):
         o = first + z0 + i_z
         m_o = o < end
-        tl.store(sorted_ids_ptr + o, tl.zeros_like(o) + pad_token, mask=m_o)
-        tl.store(sorted_w_ptr + o, tl.zeros_like(o), mask=m_o)
+        tl.store(sorted_ids_ptr + o, tl.zeros_like(o) + pad, mask=m_o)
+        if not VLLM:
+            tl.store(sorted_w_ptr + o, tl.zeros_like(o), mask=m_o)
 
 
 @triton.jit
@@ -135,52 +199,60 @@ def sort_chunk(e, keep, w_bits, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr):
 
 @triton.jit
 def place_sorted(e_s, token_s, w_s, cursor, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
-                 U: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr):
+                 U: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, VLLM: tl.constexpr):
     """Scatter a sorted chunk: slot = cursor[expert] + rank inside the expert's run."""
     kept = e_s < BLOCK_E
     e_c = tl.where(kept, e_s, 0)
     _, run = tl.associative_scan((e_s, tl.full([BLOCK_A], 1, tl.int32)), 0, _run_length)
     dest = tl.gather(cursor, e_c, 0) + run - 1
     tl.store(sorted_ids_ptr + dest, token_s, mask=kept)
-    tl.store(sorted_w_ptr + dest, w_s, mask=kept)
+    if not VLLM:
+        tl.store(sorted_w_ptr + dest, w_s, mask=kept)
     head = kept & (dest % U == 0)  # padding only ends a run, so every block starts with a real entry
     tl.store(sorted_eids_ptr + dest // U, tl.gather(local, e_c, 0), mask=head)
 
 
 @triton.jit
-def write_layout(counts, mask_ptr, sorted_ids_ptr, sorted_w_ptr, num_valid_ptr, M, E,
+def write_layout(counts, mask_ptr, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,
+                 n_sorted, n_blocks, M, T, E,
                  K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr,
-                 PAD_W: tl.constexpr):
-    """From the expert counts: num_valid_ids and every padding slot. -> (starts, local)."""
+                 PAD_W: tl.constexpr, VLLM: tl.constexpr):
+    """From the expert counts: num_valid_ids, every padding slot and (vLLM layout) the tail of
+    both buffers. -> (starts, local)."""
     padded, starts, total, local = expert_layout(counts, mask_ptr, E, U, HAS_MASK, BLOCK_E)
+    pad = pad_token(M, T, K, VLLM)
     tl.store(num_valid_ptr, total)
-    tl.store(num_valid_ptr + 1, M)
-    fill_padding(starts, counts, padded, sorted_ids_ptr, sorted_w_ptr, (K << 24) | M, U, BLOCK_E, PAD_W)
+    if VLLM:
+        fill_tail(total, pad, sorted_ids_ptr, sorted_eids_ptr, n_sorted, n_blocks, U)
+    else:
+        tl.store(num_valid_ptr + 1, M)
+    fill_padding(starts, counts, padded, sorted_ids_ptr, sorted_w_ptr, pad, U, BLOCK_E, PAD_W, VLLM)
     return starts, local
 
 
 @triton.jit
 def place_chunk(start, e, keep, w, cursor, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
-                K: tl.constexpr, U: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr):
+                K: tl.constexpr, U: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, VLLM: tl.constexpr):
     """Sort and place the chunk of flat assignments [start, start + BLOCK_A)."""
     e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_A)
     f_s = start + i_s
-    place_sorted(e_s, ((f_s % K) << 24) | (f_s // K), w_s, cursor, local,
-                 sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, U, BLOCK_E, BLOCK_A)
+    place_sorted(e_s, pack_token(f_s // K, f_s % K, K, VLLM), w_s, cursor, local,
+                 sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, U, BLOCK_E, BLOCK_A, VLLM)
 
 
 @triton.jit
 def sort_assignments(
-    ids_ptr,  # (T, K) int32, any strides: input
+    ids_ptr,  # (T, K) int32 or int64, any strides: input
     ids_stride_t, ids_stride_k,
     w_ptr,  # (T, K) int32 bit patterns of float32 weights: input
     w_stride_t, w_stride_k,
     mask_ptr,  # (E,) int: input, nonzero = expert kept (only read when HAS_MASK)
-    sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs, see the table
-    M, E,
+    sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs, see the tables
+    n_sorted, n_blocks,  # lengths of sorted_ids / sorted_eids (vLLM layout: written to the end)
+    M, T, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr,
     BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, PAD_W: tl.constexpr, SINGLE_CHUNK: tl.constexpr,
-    CACHE: tl.constexpr,
+    CACHE: tl.constexpr, VLLM: tl.constexpr,
 ):
     """The whole sort in one program, reading assignments from memory in chunks of BLOCK_A.
     SINGLE_CHUNK (T*K <= BLOCK_A, known on the host) loads the one chunk once."""
@@ -188,25 +260,29 @@ def sort_assignments(
     i_a = tl.arange(0, BLOCK_A)
     if SINGLE_CHUNK:
         e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, i_a, N, E, K, HAS_MASK, CACHE)
-        w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, i_a, N, K, CACHE)
-        starts, local = write_layout(tl.histogram(e, BLOCK_E, mask=keep), mask_ptr, sorted_ids_ptr, sorted_w_ptr,
-                                     num_valid_ptr, M, E, K, U, HAS_MASK, BLOCK_E, PAD_W)
-        place_chunk(0, e, keep, w, starts, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
-                    K, U, BLOCK_E, BLOCK_A)
+        w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, i_a, N, K, CACHE, VLLM)
+        cursor, local = write_layout(
+            tl.histogram(e, BLOCK_E, mask=keep), mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr,
+            sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks,
+            M=M, T=T, E=E, K=K, U=U, HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
+        place_chunk(0, e, keep, w, cursor, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
+                    K=K, U=U, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_A, VLLM=VLLM)
     else:
         counts = tl.zeros([BLOCK_E], dtype=tl.int32)
         for start in range(0, N, BLOCK_A):
             e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, start + i_a,
                                        N, E, K, HAS_MASK, CACHE)
             counts += tl.histogram(e, BLOCK_E, mask=keep)
-        cursor, local = write_layout(counts, mask_ptr, sorted_ids_ptr, sorted_w_ptr, num_valid_ptr, M, E,
-                                     K, U, HAS_MASK, BLOCK_E, PAD_W)
+        cursor, local = write_layout(
+            counts, mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr,
+            sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks,
+            M=M, T=T, E=E, K=K, U=U, HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
         for start in range(0, N, BLOCK_A):
             f = start + i_a
             e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, N, E, K, HAS_MASK, CACHE)
-            w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, f, N, K, CACHE)
+            w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, f, N, K, CACHE, VLLM)
             place_chunk(start, e, keep, w, cursor, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
-                        K, U, BLOCK_E, BLOCK_A)
+                        K=K, U=U, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_A, VLLM=VLLM)
             cursor += tl.histogram(e, BLOCK_E, mask=keep)
 
 
@@ -218,7 +294,7 @@ def presort_tile(
     hist_ptr,  # (tiles, BLOCK_E) int32: output, this tile's expert histogram
     tile, row0, M, E,
     K: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
-    BLOCK_N: tl.constexpr,
+    BLOCK_N: tl.constexpr, VLLM: tl.constexpr,
 ):
     """Sort one gating tile's assignments (rows [row0, row0 + BLOCK_T), t < M) in parallel with
     the other tiles, so the last arriver only has to place them."""
@@ -226,7 +302,7 @@ def presort_tile(
     f = row0 * K + i_n
     n_end = tl.minimum(M, row0 + BLOCK_T) * K
     e, keep = load_assignments(ids_ptr, K, 1, mask_ptr, f, n_end, E, K, HAS_MASK, "")
-    w = load_weight_bits(w_ptr, K, 1, f, n_end, K, "")
+    w = load_weight_bits(w_ptr, K, 1, f, n_end, K, "", VLLM)
     hi = tl.where(keep, e, BLOCK_E) * BLOCK_N + i_n
     tl.store(keys_ptr + tile * BLOCK_N + i_n, tl.sort((hi.to(tl.int64) << 32) | (w.to(tl.int64) & 0xFFFFFFFF)))
     tl.store(hist_ptr + tile * BLOCK_E + tl.arange(0, BLOCK_E), tl.histogram(e, BLOCK_E, mask=keep))
@@ -235,11 +311,12 @@ def presort_tile(
 @triton.jit
 def place_presorted(
     keys_ptr, hist_ptr,  # from presort_tile of every tile: input (hist is overwritten)
-    mask_ptr, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # see the table
-    num_tiles, M, E,
+    mask_ptr, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # see the tables
+    n_sorted, n_blocks,  # lengths of sorted_ids / sorted_eids (vLLM layout: written to the end)
+    num_tiles, M, T, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_T: tl.constexpr,
     BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr, PAD_W: tl.constexpr,
-    PLACE_BLOCK: tl.constexpr,
+    PLACE_BLOCK: tl.constexpr, VLLM: tl.constexpr,
 ):
     """One program places every presorted tile: slot = position in the sorted tile + delta,
     delta[tile, e] = first slot of (tile, e) - first position of e inside the tile."""
@@ -249,8 +326,10 @@ def place_presorted(
     for r0 in range(0, num_tiles, SCAN_ROWS):
         p_h = hist_ptr + (r0 + i_r) * BLOCK_E + i_e
         counts += tl.sum(tl.load(p_h, mask=(r0 + i_r) < num_tiles, other=0, cache_modifier=".cg"), axis=0)
-    running, local = write_layout(counts, mask_ptr, sorted_ids_ptr, sorted_w_ptr, num_valid_ptr, M, E,
-                                  K, U, HAS_MASK, BLOCK_E, PAD_W)
+    running, local = write_layout(
+        counts, mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr, sorted_eids_ptr=sorted_eids_ptr,
+        num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U,
+        HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
     for r0 in range(0, num_tiles, SCAN_ROWS):
         m_r = (r0 + i_r) < num_tiles
         p_h = hist_ptr + (r0 + i_r) * BLOCK_E + i_e
@@ -271,8 +350,9 @@ def place_presorted(
         tile = q // BLOCK_N
         dest = q % BLOCK_N + tl.load(hist_ptr + tile * BLOCK_E + e, mask=kept, other=0)
         i = hi % BLOCK_N
-        tl.store(sorted_ids_ptr + dest, ((i % K) << 24) | (tile * BLOCK_T + i // K), mask=kept)
-        tl.store(sorted_w_ptr + dest, key.to(tl.int32), mask=kept)
+        tl.store(sorted_ids_ptr + dest, pack_token(tile * BLOCK_T + i // K, i % K, K, VLLM), mask=kept)
+        if not VLLM:
+            tl.store(sorted_w_ptr + dest, key.to(tl.int32), mask=kept)
         head = kept & (dest % U == 0)
         tl.store(sorted_eids_ptr + dest // U, tl.gather(local, e, 0), mask=head)
 
@@ -293,25 +373,29 @@ def zero_rows(buf_ptr, n_words, part, parts, BLOCK_Z: tl.constexpr):
 
 @triton.jit
 def moe_sorting_kernel(
-    ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32: input
+    ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32 or int64: input
     w_ptr, w_stride_t, w_stride_k,  # (T, K) float32: input
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input, num_local_tokens on the device (when M_ON_DEVICE)
-    sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs
+    sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs (vLLM: sorted_w_ptr unused)
     buf_ptr,  # moe_buf: output, rows [0, M) zeroed as BUF_WORD-byte words (when HAS_BUF)
     buf_row_words,
+    n_sorted, n_blocks,  # lengths of sorted_ids / sorted_eids (read when VLLM)
     m_value, T, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
     HAS_BUF: tl.constexpr, BUF_WORD: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr,
-    PAD_W: tl.constexpr, SINGLE_CHUNK: tl.constexpr, BLOCK_Z: tl.constexpr,
+    PAD_W: tl.constexpr, SINGLE_CHUNK: tl.constexpr, BLOCK_Z: tl.constexpr, VLLM: tl.constexpr,
 ):
     """Grid: (1 + Z,). Program 0 sorts every assignment; programs 1..Z zero moe_buf rows [0, M)."""
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     if pid == 0:
-        sort_assignments(ids_ptr, ids_stride_t, ids_stride_k, as_bits(w_ptr), w_stride_t, w_stride_k, mask_ptr,
-                         sorted_ids_ptr, as_bits(sorted_w_ptr), sorted_eids_ptr, num_valid_ptr,
-                         M, E, K, U, HAS_MASK, BLOCK_E, BLOCK_A, PAD_W, SINGLE_CHUNK, "")
+        sort_assignments(
+            ids_ptr, ids_stride_t, ids_stride_k, as_bits(w_ptr), w_stride_t, w_stride_k, mask_ptr,
+            sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=as_bits(sorted_w_ptr), sorted_eids_ptr=sorted_eids_ptr,
+            num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U,
+            HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_A, PAD_W=PAD_W, SINGLE_CHUNK=SINGLE_CHUNK, CACHE="",
+            VLLM=VLLM)
     elif HAS_BUF:
         zero_rows(as_words(buf_ptr, BUF_WORD), M.to(tl.int64) * buf_row_words, pid - 1, tl.num_programs(0) - 1,
                   BLOCK_Z)
@@ -319,7 +403,7 @@ def moe_sorting_kernel(
 
 @triton.jit
 def tile_histogram_kernel(
-    ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32: input
+    ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32 or int64: input
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
     tile_base_ptr,  # (tiles, BLOCK_E) int32: output, this tile's expert histogram
@@ -341,15 +425,17 @@ def tile_offsets_kernel(
     local_ptr,  # (BLOCK_E,) int32: output, local expert ids
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
-    sorted_ids_ptr, sorted_w_ptr, num_valid_ptr,  # outputs: padding slots and counts
+    sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs: padding, counts (vLLM: tails)
     buf_ptr, buf_row_words,  # moe_buf: output (when HAS_BUF)
+    n_sorted, n_blocks,  # lengths of sorted_ids / sorted_eids (read when VLLM)
     num_tiles, m_value, T, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr,
     BUF_WORD: tl.constexpr, BLOCK_E: tl.constexpr, SCAN_ROWS: tl.constexpr, PAD_W: tl.constexpr,
-    BLOCK_Z: tl.constexpr,
+    BLOCK_Z: tl.constexpr, VLLM: tl.constexpr,
 ):
     """Grid: (1 + Z,). Program 0 scans the tile histograms (SCAN_ROWS tiles at a time) into
-    per-(tile, expert) first slots and writes the padding; programs 1..Z zero moe_buf."""
+    per-(tile, expert) first slots and writes the padding (vLLM layout: and the tails);
+    programs 1..Z zero moe_buf."""
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     if pid == 0:
@@ -359,12 +445,11 @@ def tile_offsets_kernel(
         for r0 in range(0, num_tiles, SCAN_ROWS):
             m_r = (r0 + i_r) < num_tiles
             counts += tl.sum(tl.load(tile_base_ptr + (r0 + i_r) * BLOCK_E + i_e, mask=m_r, other=0), axis=0)
-        padded, starts, total, local = expert_layout(counts, mask_ptr, E, U, HAS_MASK, BLOCK_E)
-        tl.store(num_valid_ptr, total)
-        tl.store(num_valid_ptr + 1, M)
+        running, local = write_layout(
+            counts, mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=as_bits(sorted_w_ptr),
+            sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks,
+            M=M, T=T, E=E, K=K, U=U, HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
         tl.store(local_ptr + tl.arange(0, BLOCK_E), local)
-        fill_padding(starts, counts, padded, sorted_ids_ptr, as_bits(sorted_w_ptr), (K << 24) | M, U, BLOCK_E, PAD_W)
-        running = starts
         for r0 in range(0, num_tiles, SCAN_ROWS):
             m_r = (r0 + i_r) < num_tiles
             p_h = tile_base_ptr + (r0 + i_r) * BLOCK_E + i_e
@@ -378,7 +463,7 @@ def tile_offsets_kernel(
 
 @triton.jit
 def tile_scatter_kernel(
-    ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32: input
+    ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32 or int64: input
     w_ptr, w_stride_t, w_stride_k,  # (T, K) float32: input
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
@@ -387,16 +472,17 @@ def tile_scatter_kernel(
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,  # outputs
     m_value, T, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
-    BLOCK_E: tl.constexpr, BLOCK_S: tl.constexpr,
+    BLOCK_E: tl.constexpr, BLOCK_S: tl.constexpr, VLLM: tl.constexpr,
 ):
     """Grid: (tiles,). Program p sorts and places assignments [p*BLOCK_S, (p+1)*BLOCK_S)."""
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     f = pid * BLOCK_S + tl.arange(0, BLOCK_S)
     e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, M * K, E, K, HAS_MASK, "")
-    w = load_weight_bits(as_bits(w_ptr), w_stride_t, w_stride_k, f, M * K, K, "")
+    w = load_weight_bits(as_bits(w_ptr), w_stride_t, w_stride_k, f, M * K, K, "", VLLM)
     e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_S)
     f_s = pid * BLOCK_S + i_s
     i_e = tl.arange(0, BLOCK_E)
-    place_sorted(e_s, ((f_s % K) << 24) | (f_s // K), w_s, tl.load(tile_base_ptr + pid * BLOCK_E + i_e),
-                 tl.load(local_ptr + i_e), sorted_ids_ptr, as_bits(sorted_w_ptr), sorted_eids_ptr, U, BLOCK_E, BLOCK_S)
+    place_sorted(e_s, pack_token(f_s // K, f_s % K, K, VLLM), w_s, tl.load(tile_base_ptr + pid * BLOCK_E + i_e),
+                 tl.load(local_ptr + i_e), sorted_ids_ptr, as_bits(sorted_w_ptr), sorted_eids_ptr,
+                 U=U, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_S, VLLM=VLLM)

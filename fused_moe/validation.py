@@ -1,6 +1,8 @@
 """Argument checks for the public API: ValueError / TypeError naming the argument and
 what is allowed. Nothing here touches device memory or syncs the host."""
+import operator
 import os
+import sys
 
 import torch
 
@@ -31,12 +33,52 @@ def check_same_device(name, x, ref):
         raise ValueError(f"{name} is on {x.device} but the inputs are on {ref.device}")
 
 
+def _is_bool(value):
+    """A Python bool, a NumPy bool or a bool tensor (all of which have __index__ or __bool__)."""
+    if isinstance(value, bool) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
+        return True
+    numpy = sys.modules.get("numpy")  # a NumPy bool exists only if NumPy was imported
+    return numpy is not None and isinstance(value, numpy.bool_)
+
+
+def as_int(name, value):
+    """A Python int from anything with ``__index__`` (NumPy integers, one-element integer
+    tensors) except a bool: TypeError naming the argument otherwise. Public calls apply it
+    before the plan key, so ``np.int64(8)`` and ``8`` share a plan."""
+    if type(value) is int:
+        return value
+    if not _is_bool(value):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+
+
+def as_flag(name, value):
+    """A Python bool from a bool or a NumPy bool; anything else (a string, an int, a tensor)
+    is a TypeError naming the argument, never its truth value."""
+    if value is True or value is False:
+        return value
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+
+
+def as_local_tokens(num_local_tokens):
+    """num_local_tokens before the plan key: None and tensors as they are, anything else an int."""
+    if num_local_tokens is None or isinstance(num_local_tokens, torch.Tensor):
+        return num_local_tokens
+    return as_int("num_local_tokens", num_local_tokens)
+
+
 def check_int(name, value, low, high=None):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = as_int(name, value)
     if value < low or (high is not None and value > high):
         hi = "" if high is None else f" and <= {high}"
         raise ValueError(f"{name} must be >= {low}{hi}, got {value}")
+    return value
 
 
 def check_topk(topk, num_experts, limit=None):

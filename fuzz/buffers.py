@@ -88,10 +88,8 @@ def sorting_fields(layout: str, rule: str, T: int, K: int, E: int, U: int) -> li
             in SORT_FIELDS[layout]]
 
 
-def gating_fields(T: int, K: int, weights_dtype: str = "float32") -> list:
-    # a 16-bit weights dtype gets the low half of the float32 NaN canary: still a NaN in fp16 / bf16
-    return [("topk_weights", "float32" if weights_dtype == "float32" else "int32", (T, K), CANARY_WEIGHT_BITS),
-            ("topk_ids", "int32", (T, K), CANARY_TOPK_ID)]
+def gating_fields(T: int, K: int) -> list:
+    return [("topk_weights", "float32", (T, K), CANARY_WEIGHT_BITS), ("topk_ids", "int32", (T, K), CANARY_TOPK_ID)]
 
 
 def poisoned_sorting(layout: str, rule: str, T: int, K: int, E: int, U: int, device) -> Poisoned:

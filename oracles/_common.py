@@ -65,6 +65,14 @@ def as_int(x, name: str, *, allow_array: bool = False) -> int:
             f"got {type(x).__name__}") from None
 
 
+def as_flag(x, name: str) -> bool:
+    """A Python bool from a bool or a NumPy bool; anything else is a TypeError naming the
+    argument (a string such as ``"no"`` must not be taken for its truth value)."""
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    raise TypeError(f"{name} must be a bool, got {type(x).__name__}")
+
+
 def as_logits(logits, name: str = "logits") -> np.ndarray:
     """``logits`` as a 2-D float32 array (float16 is upcast exactly; other dtypes are refused)."""
     x = as_numpy(logits, name)

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._common import as_logits, as_topk
+from ._common import as_flag, as_logits, as_topk
 
 __all__ = ["GatingResult", "topk_gating_softmax", "gating_probabilities", "probabilities_of", "select",
            "selection_key"]
@@ -121,7 +121,7 @@ def probabilities_of(logits, ids, *, renormalize: bool = True) -> np.ndarray:
     key = _selection_key(as_logits(logits))
     z = _row_exp(key)
     probs = np.take_along_axis(z, np.asarray(ids, dtype=np.intp), axis=1) / z.sum(axis=1, keepdims=True)
-    if renormalize:
+    if as_flag(renormalize, "renormalize"):
         # The selected set always holds the row max, whose probability is >= 1/E > 0.
         probs = probs / probs.sum(axis=1, keepdims=True)
     return probs
@@ -148,7 +148,8 @@ def topk_gating_softmax(logits, topk, *, renormalize: bool = True) -> GatingResu
         logits: [T, E] float32 (float16 accepted and upcast exactly; bfloat16
             callers pass an exact float32 upcast). Any other dtype: TypeError.
         topk: K, with ``1 <= K <= E`` (ValueError otherwise).
-        renormalize: divide the K selected probabilities by their sum.
+        renormalize: divide the K selected probabilities by their sum. A bool or NumPy
+            bool; anything else is a TypeError (never its truth value).
 
     Returns:
         GatingResult(topk_weights [T, K] float32, topk_ids [T, K] int32).

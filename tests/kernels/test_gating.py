@@ -93,10 +93,13 @@ def test_batch_invariance(device):
     (dict(logits=torch.zeros(4, 8, dtype=torch.int32)), TypeError, "logits"),
     (dict(logits=torch.zeros(4)), ValueError, "logits"),
     (dict(logits=torch.zeros(4, 0)), ValueError, "num_experts"),
-], ids=["k0", "k-gt-e", "k-float", "not-tensor", "int-logits", "1d", "e0"])
+    (dict(topk=True), TypeError, "topk must be an int, got bool"),
+    (dict(renormalize="no"), TypeError, "renormalize must be a bool"),
+    (dict(renormalize=1), TypeError, "renormalize must be a bool"),
+], ids=["k0", "k-gt-e", "k-float", "not-tensor", "int-logits", "1d", "e0", "k-bool", "renorm-str", "renorm-int"])
 def test_rejects_bad_arguments(bad, error, match, device):
     kwargs = dict(logits=torch.zeros(4, 8, device=device), topk=2) | bad
     if isinstance(kwargs["logits"], torch.Tensor):
         kwargs["logits"] = kwargs["logits"].to(device)
     with pytest.raises(error, match=match):
-        fused_moe.topk_gating_softmax(kwargs.pop("logits"), kwargs.pop("topk"))
+        fused_moe.topk_gating_softmax(kwargs.pop("logits"), kwargs.pop("topk"), **kwargs)

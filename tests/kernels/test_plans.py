@@ -140,15 +140,28 @@ def test_direct_launch_falls_back_when_the_launcher_refuses(monkeypatch):
     assert launcher._DIRECT is False
 
 
-def test_renormalize_is_keyed_by_its_truth_value(device):
-    """A tensor flag describes only its layout: the plan must be chosen by bool(flag)."""
+def test_renormalize_is_keyed_by_its_value(device):
+    """A NumPy bool and a Python bool of the same value share a plan; the value picks it.
+    A tensor flag (whose description holds only its layout) is refused, not keyed."""
     seed, rng = seeded()
     logits = random_logits(rng, 3, 16, torch.float32, device)
     for flag in (True, False, True):
-        for make in (lambda f: torch.tensor(f), bool):
+        for make in (np.bool_, bool):
             got = fused_moe.topk_gating_softmax(logits, 2, renormalize=make(flag))
             report = oracles.check_gating(got.topk_weights, got.topk_ids, upcast(logits), 2, renormalize=flag)
             assert report.ok, f"seed={seed} renormalize={flag} as {type(make(flag)).__name__}\n{report}"
+    with pytest.raises(TypeError, match="renormalize"):
+        fused_moe.topk_gating_softmax(logits, 2, renormalize=torch.tensor(True))
+
+
+def test_integer_arguments_are_keyed_by_value(device):
+    """np.int64(K) and K share a plan; a one-element integer tensor counts by its value too."""
+    seed, rng = seeded()
+    logits = random_logits(rng, 3, 16, torch.float32, device)
+    for k in (2, np.int64(3), torch.tensor(4), 2):
+        got = fused_moe.topk_gating_softmax(logits, k)
+        report = oracles.check_gating(got.topk_weights, got.topk_ids, upcast(logits), int(k))
+        assert report.ok, f"seed={seed} topk={k!r}\n{report}"
 
 
 def test_strided_expert_mask_is_refused(device):

@@ -5,8 +5,10 @@ import torch
 
 import fused_moe
 import oracles
+from oracles.layouts import vllm_from_ck
 
-from .harness import fresh_seed, poisoned_route_out, random_logits, random_moe_buf, snapshot, upcast
+from .harness import (canaried_vllm_route_out, check_vllm_sorting, expected_vllm, fresh_seed, poisoned_route_out,
+                      random_logits, random_moe_buf, snapshot, upcast)
 
 PATHS = ["fused", "unfused", "auto"]
 
@@ -79,16 +81,117 @@ def test_paths_bitwise_equal_and_deterministic(T, device):
             assert torch.equal(a, b), f"seed={seed}: {name} differs between paths or runs"
 
 
+# --------------------------------------------------------------------------- layout="vllm"
+
+
+def run_vllm_route(logits, K, U, path, device, *, extra=0, mask=None, M=None, m_on_device=False, moe_buf=None):
+    """route(layout="vllm") into views of canaried buffers: gating against the oracle, the
+    sorting outputs against vllm_from_ck(oracle sorting of the kernel's own gating output)."""
+    T, E = logits.shape
+    out, full = canaried_vllm_route_out(T, K, E, U, device, extra)
+    buf_before = None if moe_buf is None else moe_buf.cpu().clone()
+    num_local = torch.tensor([M], dtype=torch.int32, device=device) if m_on_device else M
+    mask_t = None if mask is None else torch.from_numpy(mask).to(device)
+    got = fused_moe.route(logits, K, unit_size=U, expert_mask=mask_t, num_local_tokens=num_local, moe_buf=moe_buf,
+                          path=path, layout="vllm", out=out)
+    assert isinstance(got, fused_moe.VllmRouteResult) and all(a is b for a, b in zip(got, out))
+    ids, weights = out.topk_ids.cpu().numpy(), out.topk_weights.cpu().numpy()
+    report = oracles.check_gating(weights, ids, upcast(logits), K)
+    expected = expected_vllm(ids, weights, E, U, expert_mask=mask, num_local_tokens=M)
+    report = report.merged(check_vllm_sorting(out[2:], full, expected, T, K))
+    if moe_buf is not None:
+        report = report.merged(oracles.check_moe_buf(buf_before, moe_buf.cpu(), T if M is None else M))
+    return out, report
+
+
+# The CASES plus both sides of every dispatch threshold (fused: register sort, single tile,
+# last arriver; unfused: single-program and tiled sort; auto: fused_max_tokens).
+_TH = fused_moe.DISPATCH_THRESHOLDS
+VLLM_T = sorted({t for name in _TH for t in (_TH[name], _TH[name] + 1)})
+VLLM_CASES = CASES + [(t, 64, 4, 8) for t in VLLM_T]
+
+
+@pytest.mark.parametrize("path", ["fused", "unfused"])  # "auto" runs one of them (CK tests cover the choice)
+@pytest.mark.parametrize("T,E,K,U", VLLM_CASES, ids=[f"T{t}-E{e}-K{k}-U{u}" for t, e, k, u in VLLM_CASES])
+def test_vllm_layout_matches_oracle(T, E, K, U, path, device):
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    logits = random_logits(rng, T, E, torch.bfloat16, device)
+    buf = random_moe_buf(rng, T, (7,), torch.float16, device)
+    _, report = run_vllm_route(logits, K, U, path, device, extra=(0, 1029)[seed % 2], moe_buf=buf)
+    assert report.ok, f"seed={seed} path={path}\n{report}"
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("T,M", [(2, 1), (16, 9), (40, 23), (100, 77)],
+                         ids=["register-sort", "single-tile", "single-program-sort", "tiled-sort"])
+def test_vllm_layout_mask_local_tokens_on_device(T, M, path, device):
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    E = 64
+    logits = random_logits(rng, T, E, torch.float16, device, stride_pad=3)
+    mask = (rng.random(E) < 0.5).astype(np.int32)
+    buf = random_moe_buf(rng, T, (3,), torch.uint8, device)
+    _, report = run_vllm_route(logits, 6, 8, path, device, extra=3, mask=mask, M=M, m_on_device=True, moe_buf=buf)
+    assert report.ok, f"seed={seed} path={path}\n{report}"
+
+
+@pytest.mark.parametrize("T", [1, 16, 17, 100])
+def test_vllm_layout_same_routing_as_ck(T, device):
+    """layout changes only how the sort is written: the same topk bits, and the vLLM buffers
+    are the kernel's own CK output converted (vllm_from_ck), with default allocations."""
+    seed = fresh_seed()
+    logits = random_logits(np.random.default_rng(seed), T, 128, torch.bfloat16, device)
+    for path in ("fused", "unfused"):
+        ck = fused_moe.route(logits, 4, path=path)
+        vllm = fused_moe.route(logits, 4, path=path, layout="vllm")
+        assert torch.equal(ck.topk_ids, vllm.topk_ids), f"seed={seed} {path}"
+        assert torch.equal(ck.topk_weights.view(torch.int32), vllm.topk_weights.view(torch.int32)), f"seed={seed}"
+        P = int(ck.num_valid_ids[0])
+        prefix = oracles.SortingResult(*(x.cpu().numpy() for x in (
+            ck.sorted_token_ids[:P], ck.sorted_weights[:P], ck.sorted_expert_ids[: P // 32], ck.num_valid_ids)))
+        assert [x.numel() for x in vllm[2:]] == [*fused_moe.capacity(T, 4, 128, 32), 1]
+        report = check_vllm_sorting(vllm[2:], None, vllm_from_ck(prefix, T, 4), T, 4)
+        assert report.ok, f"seed={seed} path={path}\n{report}"
+
+
 @pytest.mark.parametrize("bad,error,match", [
     (dict(path="fast"), ValueError, "path"),
     (dict(topk=128), ValueError, "topk"),
     (dict(unit_size=-2), ValueError, "unit_size"),
     (dict(out=fused_moe.RouteResult(*([torch.zeros(1)] * 6))), ValueError, "topk_weights"),
-], ids=["path", "k128", "unit", "out-shape"])
+    (dict(topk=True), TypeError, "topk must be an int, got bool"),
+    (dict(unit_size=4.0), TypeError, "unit_size must be an int"),
+    (dict(num_local_tokens=np.bool_(True)), TypeError, "num_local_tokens must be an int"),
+    (dict(renormalize="no"), TypeError, "renormalize must be a bool"),
+    (dict(renormalize=torch.tensor(True)), TypeError, "renormalize must be a bool"),
+    (dict(layout="cK"), ValueError, "layout must be one of"),
+    (dict(layout="vllm", out=fused_moe.allocate_route_outputs(4, 2, 200, 32, "cpu")), TypeError, "VllmRouteResult"),
+    (dict(layout="vllm", out=fused_moe.allocate_route_outputs(3, 2, 200, 32, "cpu", layout="vllm")), ValueError,
+     "topk_weights"),
+], ids=["path", "k128", "unit", "out-shape", "k-bool", "unit-float", "m-bool", "renorm-str", "renorm-tensor",
+        "layout", "vllm-with-ck-out", "vllm-out-shape"])
 def test_rejects_bad_arguments(bad, error, match, device):
     kwargs = dict(topk=2) | bad
     with pytest.raises(error, match=match):
         fused_moe.route(torch.zeros(4, 200, device=device), kwargs.pop("topk"), **kwargs)
+
+
+def test_numpy_integer_arguments(device):
+    """NumPy integers and NumPy bools stand for Python ints and bools: the same bits."""
+    seed = fresh_seed()
+    logits = random_logits(np.random.default_rng(seed), 9, 16, torch.float32, device)
+    for path in ("fused", "unfused"):
+        ref = fused_moe.route(logits, 3, unit_size=4, renormalize=False, num_local_tokens=7, path=path)
+        got = fused_moe.route(logits, np.int64(3), unit_size=np.int32(4), renormalize=np.False_,
+                              num_local_tokens=np.int64(7), path=path)
+        n = int(ref.num_valid_ids[0])
+        for name, a, b in zip(fused_moe.RouteResult._fields, ref, got):
+            a, b = (a[:n], b[:n]) if name in ("sorted_token_ids", "sorted_weights") else (a, b)
+            a, b = (a[: n // 4], b[: n // 4]) if name == "sorted_expert_ids" else (a, b)
+            assert torch.equal(a.view(torch.int32), b.view(torch.int32)), f"seed={seed} {path}: {name}"
+    gate = fused_moe.topk_gating_softmax(logits, np.uint8(3), renormalize=np.True_)
+    assert torch.equal(gate.topk_ids, fused_moe.topk_gating_softmax(logits, 3).topk_ids)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")

@@ -152,6 +152,13 @@ def test_other_integer_id_dtypes():
         assert np.array_equal(moe_sorting(CK_IDS.astype(dt), w, 6, unit_size=4).sorted_token_ids, ref)
 
 
+def test_int64_ids_outside_int32_are_dropped():
+    # An int64 id is range-checked at its own width: 2**32 + 1 is dropped, not wrapped to 1.
+    ids = np.array([[1, 2**32 + 1], [-(2**40), 1]], np.int64)
+    res = moe_sorting(ids, weights_for(ids), 4, unit_size=1)
+    assert res.sorted_token_ids.tolist() == [0, (1 << 24) | 1] and res.num_valid_ids.tolist() == [2, 2]
+
+
 @pytest.mark.parametrize("T,K,E,U,want", [
     (5, 3, 6, 4, (15 + 6 * 3, 9)),        # CK example: min(E, T*K) = E
     (1, 2, 256, 32, (2 + 2 * 31, 2)),     # T*K < E: at most T*K experts pad

@@ -34,6 +34,12 @@ W = np.zeros((3, 2), np.float32)
      r"K <= 127"),
     (lambda: moe_sorting(np.zeros((3, 0), np.int32), np.zeros((3, 0), np.float32), 4), ValueError, r"K"),
     (lambda: moe_sorting(IDS, W, "4"), TypeError, r"num_experts"),
+    (lambda: moe_sorting(IDS, W, True), TypeError, r"num_experts"),
+    (lambda: moe_sorting(IDS, W, 4, unit_size=np.bool_(True)), TypeError, r"unit_size"),
+    (lambda: topk_gating_softmax(X, 2, renormalize="no"), TypeError, r"renormalize must be a bool"),
+    (lambda: topk_gating_softmax(X, 2, renormalize=1), TypeError, r"renormalize must be a bool"),
+    (lambda: topk_gating_softmax(X, 2, renormalize=None), TypeError, r"renormalize must be a bool"),
+    (lambda: route(X, 2, renormalize="no"), TypeError, r"renormalize must be a bool"),
     (lambda: route(X, 5), ValueError, r"topk"),
     (lambda: route(X, 2, unit_size=-3), ValueError, r"unit_size"),
     (lambda: route(X, 2, num_local_tokens=9), ValueError, r"num_local_tokens"),
@@ -57,3 +63,14 @@ def test_token_limit():
 def test_sentinel_value():
     assert sentinel(8, 4096) == (8 << 24) | 4096
     assert sentinel(127, 2**24 - 1) == 0x7FFFFFFF  # the largest still fits in int32
+
+
+def test_numpy_integer_and_bool_arguments():
+    # NumPy integers stand for ints and NumPy bools for bools: the same results as Python's.
+    x = np.random.default_rng(0).standard_normal((5, 6), dtype=np.float32)
+    ref = route(x, 2, unit_size=4, renormalize=False, num_local_tokens=3)
+    got = route(x, np.int64(2), unit_size=np.int32(4), renormalize=np.False_, num_local_tokens=np.int16(3))
+    for a, b in zip(ref, got):
+        assert a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+    s = moe_sorting(ref.topk_ids, ref.topk_weights, np.uint8(6), unit_size=np.int64(4), num_local_tokens=np.int64(3))
+    assert all(np.array_equal(a, b) for a, b in zip(s, ref[2:]))

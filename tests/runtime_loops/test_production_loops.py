@@ -20,7 +20,10 @@ production kernels have it, each at zero, one and many trips:
 - ``fused_route_kernel``: the last-arriver branch ``if ticket == num_gate_tiles - 1:``
   (taken when T needs more than one gating tile), holding ``place_presorted``: the scans
   ``for r0 in range(0, num_tiles, SCAN_ROWS)`` and the placement
-  ``for q0 in range(0, num_tiles * BLOCK_N, PLACE_BLOCK)``.
+  ``for q0 in range(0, num_tiles * BLOCK_N, PLACE_BLOCK)``;
+- ``fill_range`` (``layout="vllm"`` only), run by whichever program writes the padding (every
+  sorter site above): ``for o0 in range(first, end, TAIL_BLOCK)``, first = the padded total
+  P (sorted_token_ids) or P // U (expert_ids), known only at run time, end = the buffer's length.
 
 Every output goes through the NumPy oracle's checkers (``check_sorting`` /
 ``check_route`` with ``before=`` snapshots of poisoned, canaried buffers, and
@@ -42,7 +45,9 @@ from fused_moe import config
 from fused_moe.buffers import arrival_counter
 from fused_moe.dispatch import DISPATCH_THRESHOLDS
 from fused_moe.validation import moe_buf_arg
-from tests.kernels.harness import (fresh_seed, poisoned_route_out, poisoned_sorting_out, random_logits,
+from fused_moe.sorting_kernels import TAIL_BLOCK
+from tests.kernels.harness import (canaried_vllm_route_out, canaried_vllm_sorting_out, check_vllm_sorting,
+                                   expected_vllm, fresh_seed, poisoned_route_out, poisoned_sorting_out, random_logits,
                                    random_moe_buf, snapshot, upcast)
 
 pytestmark = pytest.mark.runtime_loops
@@ -598,6 +603,85 @@ def test_last_arriver_repeat_with_new_device_M(device):
         assert_counter(run.counter, f"{case}-M{M}", seed)
         assert_zeroing(zeroing_construct("route-fused", T, True), f"{case}-M{M}", seed, run.buf_before,
                        run.buf_after, M)
+
+
+# --------------------------------------------------------------------------- vLLM layout: the tail fill
+
+TAIL_LOOP = "vLLM tail fill `for o0 in range(first, end, TAIL_BLOCK)` (fill_range, first = P or P // U)"
+
+
+class TailCase(NamedTuple):
+    name: str
+    U: int
+    M: object  # None (M = T) or an int passed as a device tensor
+    extra: int  # out= views this much longer than the capacity
+    trips: int  # trips of both fill_range loops (sorted_token_ids and expert_ids)
+
+
+TAIL_CASES = [
+    # U = 1, nothing dropped, M = T: P = T*K = capacity, both buffers exactly full: no trip
+    TailCase("tail-0-trips-full-buffers", 1, None, 0, 0),
+    # U = 4, E = 8: the tails are at most 8*3 slots (+5) and a few blocks (+5): one partial trip
+    TailCase("tail-1-trip", 4, None, 5, 1),
+    # M = 0 read on the device: P = 0, the whole (small) buffers are tail: one trip from 0
+    TailCase("tail-1-trip-M0-device", 4, 0, 0, 1),
+    # views 2100 longer: three trips, the last partial
+    TailCase("tail-3-trips-long-out", 4, None, 2100, 3),
+    TailCase("tail-3-trips-M1-device", 4, 1, 2100, 3),  # one row sorted: P <= K*U
+]
+# (entry, T): every program that writes the layout. E = 8, K = 2: gating tiles of up to 16 rows.
+TAIL_SITES = [("moe_sorting", 13), ("moe_sorting", 67), ("route-unfused", 13), ("route-unfused", 67),
+              ("route-fused", 2), ("route-fused", 13), ("route-fused", 33)]
+TAIL_E, TAIL_K = 8, 2
+
+
+def _tail_site(entry, T):
+    if entry == "route-fused" and _gate_tiles(TAIL_E, TAIL_K, T) == 1:
+        registers = config.sort_from_registers(config.gate_tile(TAIL_E, TAIL_K, T)[0], 0)
+        return f"fused_route_kernel, single gating tile (program 0, {'register' if registers else 'memory'} sort)"
+    return sorter_site(entry, T, TAIL_E, TAIL_K)
+
+
+@pytest.mark.parametrize("entry,T", TAIL_SITES, ids=[f"{e}-T{t}" for e, t in TAIL_SITES])
+@pytest.mark.parametrize("c", TAIL_CASES, ids=[c.name for c in TAIL_CASES])
+def test_vllm_tail_fill(c, entry, T, device, request):
+    """layout="vllm": the tails of both buffers filled to the end of each (views of canaried
+    allocations), from a start the sort computes at run time."""
+    case = request.node.callspec.id
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    K, E, U = TAIL_K, TAIL_E, c.U
+    num_local = None if c.M is None else torch.tensor([c.M], dtype=torch.int32, device=device)
+    counter = None
+    if entry == "moe_sorting":
+        views, full = canaried_vllm_sorting_out(T, K, E, U, device, c.extra)
+        ids = _random_ids(rng, T, K, E)
+        weights = rng.standard_normal((T, K)).astype(np.float32)
+        fused_moe.moe_sorting(torch.from_numpy(ids).to(device), torch.from_numpy(weights).to(device), E, unit_size=U,
+                              num_local_tokens=num_local, layout="vllm", out=views)
+        report = oracles.CheckReport()
+    else:
+        logits = random_logits(rng, T, E, torch.bfloat16, device)
+        out, full = canaried_vllm_route_out(T, K, E, U, device, c.extra)
+        views = out[2:]
+        count = arrival_counter(logits.device)
+        c0 = int(count.item())
+        fused_moe.route(logits, K, unit_size=U, num_local_tokens=num_local, path=ROUTE_PATHS[entry], layout="vllm",
+                        out=out)
+        counter = (c0, int(count.item()))
+        ids, weights = out.topk_ids.cpu().numpy(), out.topk_weights.cpu().numpy()
+        report = oracles.check_gating(weights, ids, upcast(logits), K)
+    expected = expected_vllm(ids, weights, E, U, num_local_tokens=c.M)
+    P = int(expected.num_tokens_post_pad[0])
+    trips = (len(range(P, views[0].numel(), TAIL_BLOCK.value)), len(range(P // U, views[1].numel(), TAIL_BLOCK.value)))
+    assert trips == (c.trips, c.trips), (
+        f"case {case} no longer hits its edge: P={P}, lengths {views[0].numel()} / {views[1].numel()}: "
+        f"{trips} fill_range trips, expected {c.trips} each (TAIL_BLOCK or capacity changed?)")
+    report = report.merged(check_vllm_sorting(views, full, expected, T, K))
+    construct = f"{TAIL_LOOP} in {_tail_site(entry, T)}"
+    expect_ok(report, construct, case, seed, f"(P={P}, {trips} trips)")
+    if entry == "route-fused" and _gate_tiles(E, K, T) > 1:
+        assert_counter(counter, case, seed)
 
 
 # --------------------------------------------------------------------------- proof that the checks bite
