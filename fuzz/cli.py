@@ -23,9 +23,12 @@ SUITES = {
     "paths": [("paths", "paths", ("route-fused", "route-unfused", "route-auto"))],
     "batch": [(f"batch[{t}]", "batch", (t,)) for t in ("gating", "route-fused", "route-unfused")],
     "reuse": [(f"reuse[{t}]", "reuse", (t,)) for t in ("route-fused", "route-unfused")],
+    "vllm": [("sorting-vllm", "sorting", ("sorting-vllm",)),
+             *((f"route-{p}-vllm", "route", (f"route-{p}-vllm",)) for p in ("fused", "unfused", "auto")),
+             ("paths-vllm", "paths", tuple(f"route-{p}-vllm" for p in ("fused", "unfused", "auto")))],
 }
 SUITES["all"] = [e for name in ("gating", "sorting", "route-fused", "route-unfused", "route-auto", "paths",
-                                "batch", "reuse") for e in SUITES[name]]
+                                "batch", "reuse", "vllm") for e in SUITES[name]]
 PROGRESS_SECONDS = 10
 
 

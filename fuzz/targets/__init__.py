@@ -6,6 +6,7 @@ name                           target
 =============================  ==========================================================
 ``gating``, ``sorting``        this project's kernels (``fused_moe``)
 ``route-fused|unfused|auto``   ``fused_moe.route`` on one path
+``sorting-vllm``, ``route-*-vllm``  the same in vLLM's layout (``layout="vllm"``)
 ``oracle-gating|sorting|route``  the NumPy oracle (must pass everything)
 ``oracle-sorting-vllm``        the oracle in vLLM's layout
 ``torch-*``                    the plain-PyTorch reference (:mod:`fuzz.torch_reference`)
@@ -30,10 +31,15 @@ _ORACLE_CONVENTIONS = {op: conventions.CK.replace(op=op) for op in ("gating", "s
 
 
 def _ours(name: str) -> Target:
-    if name in ("gating", "sorting"):
-        return Target.of(name, getattr(ours, name), ours.convention(name), spec=name)
-    path = name.split("-", 1)[1]
-    return Target.of(name, ours.route(path), ours.convention("route"), spec=name, reset=ours.reset_plans)
+    base, _, layout = name.partition("-vllm")
+    layout = "vllm" if name.endswith("-vllm") else "ck"
+    if base == "gating":
+        return Target.of(name, ours.gating, ours.convention("gating"), spec=name)
+    if base == "sorting":
+        return Target.of(name, ours.sorting(layout), ours.convention("sorting", layout), spec=name)
+    path = base.split("-", 1)[1]
+    return Target.of(name, ours.route(path, layout), ours.convention("route", layout), spec=name,
+                     reset=ours.reset_plans)
 
 
 def _oracle(name: str) -> Target:
@@ -90,7 +96,8 @@ def _planted(name: str) -> Target:
     return planted.target(name.split(":", 1)[1])
 
 
-OURS = ("gating", "sorting", "route-fused", "route-unfused", "route-auto")
+OURS = ("gating", "sorting", "route-fused", "route-unfused", "route-auto", "sorting-vllm", "route-fused-vllm",
+        "route-unfused-vllm", "route-auto-vllm")
 ORACLES = ("oracle-gating", "oracle-sorting", "oracle-route", "oracle-sorting-vllm", "oracle-route-vllm")
 REFERENCES = ("torch-gating", "torch-sorting", "torch-route", "torch-sorting-vllm", "torch-route-vllm")
 _USER = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")

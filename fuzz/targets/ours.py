@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from fuzz.conventions import CK, Convention
+from fuzz.conventions import CK, VLLM, Convention
 
 ROUTE_PATHS = ("fused", "unfused", "auto")
 
@@ -23,27 +23,35 @@ def available() -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def convention(op: str) -> Convention:
-    """The contract (SPEC sections 1-3) with the token counts where the kernels change path
-    (``fused_moe.DISPATCH_THRESHOLDS``): the strategies draw on both sides of each."""
+def convention(op: str, layout: str = "ck") -> Convention:
+    """The contract (SPEC sections 1-3; the vLLM layout of oracles/layouts.py: exact order,
+    tight capacity, whole buffers written) with the token counts where the kernels change
+    path (``fused_moe.DISPATCH_THRESHOLDS``): the strategies draw on both sides of each."""
     thresholds = getattr(_fused_moe(), "DISPATCH_THRESHOLDS", {})
-    return CK.replace(name="ck", op=op).with_domain(token_boundaries=tuple(sorted(set(thresholds.values()))))
+    base = CK if layout == "ck" else VLLM.replace(order="exact", capacity="tight")
+    return base.replace(name=f"ours-{layout}", op=op).with_domain(
+        token_boundaries=tuple(sorted(set(thresholds.values()))))
 
 
 def gating(logits, topk, *, renormalize=True):
     return _fused_moe().topk_gating_softmax(logits, topk, renormalize=renormalize)
 
 
-def sorting(topk_ids, topk_weights, num_experts, **kwargs):
-    return _fused_moe().moe_sorting(topk_ids, topk_weights, num_experts, **kwargs)
+@functools.lru_cache(maxsize=None)
+def sorting(layout: str = "ck"):
+    """``fused_moe.moe_sorting`` in ``layout``."""
+    def target(topk_ids, topk_weights, num_experts, **kwargs):
+        return _fused_moe().moe_sorting(topk_ids, topk_weights, num_experts, layout=layout, **kwargs)
+    target.__name__ = target.__qualname__ = f"sorting_{layout}"
+    return target
 
 
 @functools.lru_cache(maxsize=None)
-def route(path: str):
-    """``fused_moe.route`` with ``path`` bound."""
+def route(path: str, layout: str = "ck"):
+    """``fused_moe.route`` with ``path`` and ``layout`` bound."""
     def target(logits, topk, **kwargs):
-        return _fused_moe().route(logits, topk, path=path, **kwargs)
-    target.__name__ = target.__qualname__ = f"route_{path}"
+        return _fused_moe().route(logits, topk, path=path, layout=layout, **kwargs)
+    target.__name__ = target.__qualname__ = f"route_{path}_{layout}"
     return target
 
 

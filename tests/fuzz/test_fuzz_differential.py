@@ -6,6 +6,7 @@ properties on planted bugs, the campaign (``python -m fuzz run``) for as long as
 """
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fuzz import properties as fp
 from fuzz import targets
@@ -48,6 +49,19 @@ def test_route_matches_oracle(path, case, device):
 @given(case=cases_for("paths", ROUTES["fused"]))
 def test_route_paths_agree_bitwise(case, device):
     fp.paths_property(ROUTES, case, device)
+
+
+VLLM = {name: targets.get(name) for name in ("sorting-vllm", *(f"route-{p}-vllm" for p in PATHS))}
+
+
+@pytest.mark.parametrize("name", sorted(VLLM))
+@settings(max_examples=_budget("route") // 2)
+@given(data=st.data())
+def test_vllm_layout_matches_oracle(name, data, device):
+    """Our kernels in vLLM's layout (layout="vllm"), judged by the same properties in that convention."""
+    target = VLLM[name]
+    prop = target.convention.op
+    fp.check(prop, target, data.draw(cases_for(prop, target)), device)
 
 
 BATCH_TARGETS = {"gating": GATING, "route-fused": ROUTES["fused"], "route-unfused": ROUTES["unfused"]}
