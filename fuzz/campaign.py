@@ -37,6 +37,7 @@ class Entry:
     repro: Path | None = None  # the bundle folder
     note: str = ""
     known: object = None  # the ledger entry this failure matches (fuzz/ledger.py)
+    stopped: bool = False  # the campaign was stopped (a signal) before this entry ran
 
     @property
     def one(self):
@@ -48,7 +49,17 @@ class Entry:
             return "HARNESS ERROR"
         if self.failure is not None:
             return "FAILED" if self.known is None else f"KNOWN ({self.known.link})"
-        return "ok" if self.examples else "NOT RUN"
+        if self.examples:
+            return "ok"
+        return "STOPPED before it ran" if self.stopped else "NOT RUN"
+
+
+#: Set by a signal handler (SIGINT / SIGTERM) or the parent: every running test body stops.
+STOP = None
+
+
+def _stopping() -> bool:
+    return STOP is not None and STOP.is_set()
 
 
 def entry_seed(seed: int, label: str) -> int:
@@ -77,7 +88,7 @@ def run_entry(entry: Entry, *, seconds: float, max_examples: int, seed: int | No
               deadline=None)
     @given(cases_for(entry.prop, entry.one, limits))
     def fuzz_one(case):
-        if time.monotonic() > deadline[0]:
+        if time.monotonic() > deadline[0] or _stopping():
             raise TimeUp
         entry.examples += 1
         entry.regimes.update(case.labels)
@@ -94,6 +105,8 @@ def run_entry(entry: Entry, *, seconds: float, max_examples: int, seed: int | No
                 entry.failure, entry.case = failure, case
             raise
 
+    # one database key per entry (the test function is the same for all of them)
+    fuzz_one.hypothesis.inner_test._hypothesis_internal_add_digest = entry.label.encode()
     if seed is not None:
         fuzz_one = hypothesis_seed(entry_seed(seed, entry.label))(fuzz_one)
     try:
@@ -107,3 +120,74 @@ def run_entry(entry: Entry, *, seconds: float, max_examples: int, seed: int | No
             entry.harness_error = f"{type(exc).__name__}: {exc}"
     finally:
         entry.seconds = time.monotonic() - start
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def database(spec: str):
+    """An example database: a directory, or ``redis://host:port/N`` (Hypothesis's Redis
+    backend, ``pip install hypothesis[redis]``) shared by every worker on every machine."""
+    from hypothesis.database import DirectoryBasedExampleDatabase
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        import redis
+        from hypothesis.extra.redis import RedisExampleDatabase
+        return RedisExampleDatabase(redis.Redis.from_url(spec))
+    return DirectoryBasedExampleDatabase(spec)
+
+
+def result_of(entry: Entry) -> dict:
+    """What a worker sends back for an entry (picklable; the target is rebuilt by name)."""
+    failure = entry.failure
+    return {"examples": entry.examples, "seconds": entry.seconds, "regimes": dict(entry.regimes),
+            "harness_error": entry.harness_error, "case": entry.case,
+            "failure": None if failure is None else (failure.target, failure.prop, failure.report)}
+
+
+def apply_result(entry: Entry, result: dict) -> None:
+    from fuzz.properties import TargetFailure
+    entry.examples, entry.seconds = result["examples"], result["seconds"]
+    entry.regimes = collections.Counter(result["regimes"])
+    entry.harness_error, entry.case = result["harness_error"], result["case"]
+    if result["failure"] is not None:
+        entry.failure = TargetFailure(*result["failure"], entry.case)
+
+
+def worker(index: int, options: dict, queue, stop) -> None:
+    """One worker process: its share of the entries (every n-th), one long run each, results
+    and progress on ``queue``. ``options``: what fuzz.cli parsed, plus ``deadline`` (time.time())."""
+    import os
+    import signal
+    global STOP
+    STOP = stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it sets ``stop``
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if options["devices"]:
+        os.environ["CUDA_VISIBLE_DEVICES"] = options["devices"][index]
+        os.environ["HIP_VISIBLE_DEVICES"] = options["devices"][index]
+    if options["device"] == "cpu":
+        os.environ["TRITON_INTERPRET"] = "1"
+    from fuzz import settings as fs
+    from fuzz.cli import entries_for
+    fs.load("campaign")
+    db = database(options["db"])
+    entries = entries_for(options["targets"], options["convention"])
+    mine = list(range(len(entries)))[index::options["workers"]]
+    last = [0.0]
+
+    def progress(entry):
+        now = time.monotonic()
+        if now - last[0] > 1.0:
+            last[0] = now
+            queue.put(("progress", entries.index(entry), entry.examples, entry.failure is not None))
+
+    for k, i in enumerate(mine):
+        entry = entries[i]
+        remaining = options["deadline"] - time.time()
+        if remaining > 0 and not _stopping():
+            run_entry(entry, seconds=remaining / (len(mine) - k), max_examples=options["max_examples"],
+                      seed=options["seed"],
+                      database=db, device=options["device"], limits=options["limits"],
+                      shrink_seconds=options["shrink_seconds"],
+                      hard_deadline=time.monotonic() + remaining, on_example=progress)
+        queue.put(("done", i, result_of(entry)))

@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -50,9 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="derive every run's seed from this (reproducible)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                    help="cpu: the Triton interpreter; cuda: a CUDA or ROCm GPU (default: cuda when present)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (1 for now)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the example database")
+    p.add_argument("--devices", default=None, metavar="0,1,...", help="one worker per GPU (sets --device cuda)")
     p.add_argument("--out", default="fuzz-out", help="repros, summary and the example database (default fuzz-out)")
-    p.add_argument("--db", default=None, metavar="DIR", help="example database directory (default OUT/db)")
+    p.add_argument("--db", default=None, metavar="DIR|redis://HOST:PORT/N",
+                   help="example database: a directory (default OUT/db) or a Redis URL shared across machines")
     p.add_argument("--ledger", default=None, metavar="FILE",
                    help="known findings (TOML, fuzz/ledger.py): matching failures are reported as known; "
                         "default fuzz/known_findings.toml")
@@ -138,56 +139,100 @@ def _summary(entries, out: Path, seconds: float) -> str:
     return "\n".join(rows)
 
 
+def _options(args) -> dict:
+    """Validated options, as the workers take them (picklable)."""
+    if args.time <= 0 or args.max_examples < 1 or args.workers < 1:
+        raise UsageError("--time must be > 0, --max-examples >= 1 and --workers >= 1")
+    devices = [d.strip() for d in args.devices.split(",")] if args.devices else []
+    if args.devices is not None and (not devices or not all(d.isdigit() for d in devices)):
+        raise UsageError(f"--devices takes GPU indices such as 0,1,2, got {args.devices!r}")
+    if devices and args.device == "cpu":
+        raise UsageError("--devices is for GPUs: drop --device cpu")
+    device = _select_device("cuda" if devices else args.device)
+    from fuzz.strategies import CAMPAIGN_LIMITS, CI_LIMITS
+    sizes = args.sizes or ("ci" if device == "cpu" else "campaign")
+    out = Path(args.out)
+    return {"targets": args.target or ["all"], "convention": args.convention, "device": device, "devices": devices,
+            "workers": len(devices) or args.workers, "seed": args.seed, "max_examples": args.max_examples,
+            "limits": {"ci": CI_LIMITS, "campaign": CAMPAIGN_LIMITS}[sizes], "shrink_seconds": args.time / 5,
+            "db": args.db or str(out / "db"), "out": out, "time": args.time}
+
+
+def _run_workers(options: dict, entries: list, started: float) -> bool:
+    """Start the workers, print progress, collect results; -> True when stopped by a signal."""
+    import multiprocessing
+    import signal
+
+    from fuzz import campaign
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: the lane and devices are set before imports
+    stop, queue = ctx.Event(), ctx.Queue()
+    options = {**options, "deadline": time.time() + options["time"]}
+    procs = [ctx.Process(target=campaign.worker, args=(i, options, queue, stop), daemon=True)
+             for i in range(options["workers"])]
+    interrupted = []
+
+    def on_signal(signum, frame):
+        interrupted.append(signum)
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for p in procs:
+            p.start()
+        pending, last = set(range(len(entries))), time.monotonic()
+        while pending:
+            try:
+                kind, i, *rest = queue.get(timeout=1.0)
+            except Exception:  # noqa: BLE001 -- queue.Empty: check the workers are alive
+                if not any(p.is_alive() for p in procs):
+                    for i in pending:
+                        entries[i].harness_error = "its worker process died"
+                    break
+            else:
+                if kind == "done":
+                    campaign.apply_result(entries[i], rest[0])
+                    pending.discard(i)
+                else:
+                    entries[i].examples, failed = rest
+                    entries[i].seconds = time.monotonic() - started
+            if time.monotonic() - last >= PROGRESS_SECONDS:
+                last = time.monotonic()
+                print(_progress(entries, started), flush=True)
+        for p in procs:
+            p.join(timeout=30)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    return bool(interrupted)
+
+
 def run(argv=None) -> int:
     args = _parser().parse_args(argv)
-    if args.time <= 0 or args.max_examples < 1 or args.workers != 1:
-        raise UsageError("--time must be > 0, --max-examples >= 1, and --workers 1 (several workers: not yet)")
-    device = _select_device(args.device)
+    options = _options(args)
     from fuzz import ledger
     try:
         known = ledger.load(args.ledger or ledger.DEFAULT)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    from hypothesis.database import DirectoryBasedExampleDatabase
-
-    from fuzz import campaign
-    from fuzz import settings as fs
-    from fuzz.strategies import CAMPAIGN_LIMITS, CI_LIMITS
-    limits = {"ci": CI_LIMITS, "campaign": CAMPAIGN_LIMITS}[args.sizes or ("ci" if device == "cpu" else "campaign")]
-    fs.load("campaign")
-    out = Path(args.out)
-    entries = entries_for(args.target or ["all"], args.convention)
-    database = DirectoryBasedExampleDatabase(str(Path(args.db) if args.db else out / "db"))
-    print(f"fuzz run: {len(entries)} target/property runs, {args.time:g} s, device {device}, seed {args.seed}, "
-          f"out {out}", flush=True)
+    out = options["out"]
+    entries = entries_for(options["targets"], options["convention"])
+    print(f"fuzz run: {len(entries)} target/property runs, {args.time:g} s, {options['workers']} worker(s), "
+          f"device {options['device']}, seed {args.seed}, database {options['db']}, out {out}", flush=True)
     started = time.monotonic()
-    stop = threading.Event()
-
-    def report():
-        while not stop.wait(PROGRESS_SECONDS):
-            print(_progress(entries, started), flush=True)
-
-    threading.Thread(target=report, daemon=True).start()
-    hard_deadline = started + args.time
-    try:
-        for i, entry in enumerate(entries):
-            remaining = hard_deadline - time.monotonic()
-            share = remaining / (len(entries) - i)
-            # a failure may shrink into the later entries' time, up to a fifth of the run
-            campaign.run_entry(entry, seconds=share, max_examples=args.max_examples, seed=args.seed,
-                               database=database, device=device, limits=limits, shrink_seconds=args.time / 5,
-                               hard_deadline=hard_deadline)
-    finally:
-        stop.set()
-    _write_bundles(entries, out, device, args.seed)
+    interrupted = _run_workers(options, entries, started)
+    for e in entries:
+        e.stopped = interrupted and not e.examples
+    _write_bundles(entries, out, options["device"], args.seed)
     for e in entries:
         e.known = None if e.failure is None else ledger.match(known, e.one.name, e.failure.signature)
     print(_summary(entries, out, time.monotonic() - started), flush=True)
     for line in _unseen(known, entries):
         print(line, flush=True)
-    if any(e.harness_error or not e.examples for e in entries if e.failure is None):
-        return 2
-    return 1 if any(e.failure is not None and e.known is None for e in entries) else 0
+    if interrupted:
+        print("stopped by a signal: the summary, bundles and database above are complete", flush=True)
+    if any(e.failure is not None and e.known is None for e in entries):
+        return 1
+    return 2 if any(e.harness_error or not (e.examples or e.stopped) for e in entries) else 0
 
 
 def _unseen(known, entries) -> list[str]:

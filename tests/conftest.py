@@ -39,6 +39,8 @@ def pytest_addoption(parser):
     group.addoption("--moe-target", action="append", default=[], metavar="NAME",
                     help="a target to run tests/fuzz/test_targets.py against: package.module:function, or a "
                          "built-in name (fuzz.targets); repeatable")
+    group.addoption("--regressions-dir", default=None, metavar="DIR",
+                    help="bundles replayed by tests/regressions (default: the bundles kept there)")
     group.addoption("--moe-convention", default=None, metavar="ck|vllm|FILE",
                     help="the convention a package.module:function target declares (default ck)")
 
