@@ -3,12 +3,14 @@
 ========== ============ ========= ======================================= ==========
 profile    derandomize  database  max_examples                             deadline
 ========== ============ ========= ======================================= ==========
+``quick``  yes          none      per-test budget / ``QUICK_DIVISOR``     none
 ``ci``     yes          none      per-test budget (:func:`examples`)       none
 ``dev``    no           default   per-test budget (:func:`examples`)       none
 ``campaign`` no         directory per-test budget x ``CAMPAIGN_FACTOR``    none
 ========== ============ ========= ======================================= ==========
 
-Default: ``dev`` locally; tox / CI set ``MOE_FUZZ_PROFILE=ci``.
+Default: ``dev`` locally; ``tox`` (the fast tier) sets ``quick``, ``tox -e full`` and CI's
+full run set ``ci``.
 
 Hypothesis itself registers a built-in ``ci`` profile and *loads* it at import
 when ``CI=true``. :func:`load` re-registers all three of ours (ours replace the
@@ -28,7 +30,9 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 PROFILE_ENV = "MOE_FUZZ_PROFILE"
 DATABASE_ENV = "MOE_FUZZ_DB"
-PROFILES = ("ci", "dev", "campaign")
+PROFILES = ("quick", "ci", "dev", "campaign")
+#: The fast tier's share of each per-test budget.
+QUICK_DIVISOR = 5
 DEFAULT_PROFILE = "dev"
 #: How many times the per-test budget a campaign runs per round.
 CAMPAIGN_FACTOR = 50
@@ -45,9 +49,10 @@ def register(database_dir: str | os.PathLike | None = None) -> None:
     # Parent: Hypothesis's own defaults, not whatever profile is loaded (CI=true loads the
     # built-in "ci" one at import, which would leak derandomize / database=None into "dev").
     base = settings.get_profile("default")
-    settings.register_profile(
-        "ci", base, derandomize=True, database=None, deadline=None, max_examples=100, print_blob=True,
-        suppress_health_check=_SLOW_OK)
+    for name in ("ci", "quick"):
+        settings.register_profile(
+            name, base, derandomize=True, database=None, deadline=None, max_examples=100, print_blob=True,
+            suppress_health_check=_SLOW_OK)
     settings.register_profile(
         "dev", base, deadline=None, max_examples=100, print_blob=True, suppress_health_check=_SLOW_OK)
     settings.register_profile(
@@ -74,4 +79,7 @@ def examples(ci_budget: int) -> int:
     """``max_examples`` for one test: ``ci_budget`` in ``ci`` and ``dev`` (the CI time
     budget is set per test, since kernel calls dominate), times ``CAMPAIGN_FACTOR`` in
     ``campaign``. Read at decoration time, after ``tests/conftest.py`` loaded the profile."""
-    return ci_budget * (CAMPAIGN_FACTOR if current() == "campaign" else 1)
+    profile = current()
+    if profile == "quick":
+        return max(5, ci_budget // QUICK_DIVISOR)
+    return ci_budget * (CAMPAIGN_FACTOR if profile == "campaign" else 1)

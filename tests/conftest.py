@@ -32,9 +32,6 @@ _fuzz_settings.load()
 
 
 def pytest_addoption(parser):
-    parser.addoption("--shard", default=None, metavar="I/N",
-                     help="run only every N-th collected test, starting at the I-th (0 <= I < N); "
-                          "N shards together run the whole suite (tox -p -m gpu-shards)")
     group = parser.getgroup("moe", "fuzzing someone else's routing kernel")
     group.addoption("--moe-target", action="append", default=[], metavar="NAME",
                     help="a target to run tests/fuzz/test_targets.py against: package.module:function, or a "
@@ -67,19 +64,3 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call":
         item.rep_call = report
     return report
-
-
-def pytest_collection_modifyitems(config, items):
-    shard = config.getoption("--shard")
-    if shard is None:
-        return
-    try:
-        index, count = (int(part) for part in shard.split("/"))
-    except ValueError:
-        raise pytest.UsageError(f"--shard must be I/N with integers, got {shard!r}") from None
-    if not 0 <= index < count:
-        raise pytest.UsageError(f"--shard I/N needs 0 <= I < N, got {shard!r}")
-    # Round robin: neighbouring tests share kernel shapes, so every shard gets a mix.
-    keep = [item for k, item in enumerate(items) if k % count == index]
-    config.hook.pytest_deselected(items=[item for k, item in enumerate(items) if k % count != index])
-    items[:] = keep

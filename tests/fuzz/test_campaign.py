@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "user_kernels"
 USER = "user_sorter:moe_align_block_size"
@@ -99,7 +101,12 @@ def _free_port() -> int:
 
 @pytest.fixture
 def redis_url(tmp_path):
-    """A real redis-server on 127.0.0.1 (the Debian package; .ci/run installs it), stopped afterwards."""
+    """A real redis-server on 127.0.0.1: the one .ci/run starts (MOE_REDIS_URL), else one started
+    here from the Debian package and stopped afterwards."""
+    if os.environ.get("MOE_REDIS_URL"):
+        pytest.importorskip("redis")
+        yield os.environ["MOE_REDIS_URL"]
+        return
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")

@@ -1,0 +1,76 @@
+"""Campaign throughput: examples/s per target, cold (empty Triton cache) and warm, and the
+number of distinct kernel variants compiled (entries added to the Triton cache).
+
+    python benchmarks/bench_campaign.py [--seconds 60] [--workers 1] [--device cpu|cuda] [--target NAME ...]
+
+Each pass is a real ``python -m fuzz run`` (the campaign's own shape distribution) in a
+subprocess with ``TRITON_CACHE_DIR`` pointing at a fresh directory (cold), then again at
+the same directory (warm). Writes benchmarks/results/campaign-<device>.md and .json.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TARGETS = ("gating", "sorting", "route-fused", "route-unfused", "route-auto")
+
+
+def _variants(cache: Path) -> int:
+    """Compiled kernels in a Triton cache: one metadata JSON per compiled variant."""
+    return sum(1 for p in cache.rglob("*.json") if not p.name.startswith("__grp__"))
+
+
+def _campaign(target: str, seconds: float, workers: int, device: str, cache: Path, out: Path) -> dict:
+    env = {**os.environ, "TRITON_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    before = _variants(cache)
+    run = subprocess.run([sys.executable, "-m", "fuzz", "run", "--target", target, "--time", str(seconds),
+                          "--workers", str(workers), "--device", device, "--seed", "0", "--out", str(out)],
+                         capture_output=True, text=True, env=env, cwd=ROOT)
+    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
+    entries = summary.get("entries", [])
+    examples = sum(e["examples"] for e in entries)
+    return {"target": target, "examples": examples, "per_s": examples / seconds,
+            "variants": _variants(cache) - before, "status": ",".join(e["status"] for e in entries) or
+            f"no summary (exit {run.returncode}): {run.stderr[-300:]}"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda")
+    parser.add_argument("--target", action="append")
+    args = parser.parse_args()
+    rows = []
+    for target in args.target or DEFAULT_TARGETS:
+        with tempfile.TemporaryDirectory() as tmp:
+            cache = Path(tmp) / "triton-cache"
+            cache.mkdir()
+            cold = _campaign(target, args.seconds, args.workers, args.device, cache, Path(tmp) / "cold")
+            warm = _campaign(target, args.seconds, args.workers, args.device, cache, Path(tmp) / "warm")
+        rows.append({"target": target, "cold": cold, "warm": warm})
+        print(f"{target:16s} cold {cold['per_s']:8.1f}/s ({cold['variants']} variants)  "
+              f"warm {warm['per_s']:8.1f}/s ({warm['variants']} new variants)  {cold['status']}", flush=True)
+    card = "cpu-interpreter" if args.device == "cpu" else _card()
+    out = ROOT / "benchmarks" / "results" / f"campaign-{card}"
+    out.with_suffix(".json").write_text(json.dumps({"seconds": args.seconds, "workers": args.workers,
+                                                    "rows": rows}, indent=1) + "\n")
+    lines = [f"# Campaign throughput, {card}, {args.workers} worker(s), {args.seconds:g} s per pass", "",
+             "| target | cold ex/s | variants compiled (cold) | warm ex/s | new variants (warm) |", "|---|---|---|---|---|"]
+    lines += [f"| {r['target']} | {r['cold']['per_s']:.1f} | {r['cold']['variants']} | {r['warm']['per_s']:.1f} | "
+              f"{r['warm']['variants']} |" for r in rows]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+def _card() -> str:
+    import torch
+    return torch.cuda.get_device_name().lower().replace(" ", "-")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
