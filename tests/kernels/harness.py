@@ -25,13 +25,15 @@ def fresh_seed():
 
 
 def poisoned_sorting_out(T, K, E, U, device):
-    """The fuzz harness's canary-filled buffers (fuzz/buffers.py), whole: the capacity plus a guard."""
-    return fused_moe.SortingResult(*buffers.poisoned_sorting("ck", "tight", T, K, E, U, device).allocations)
+    """The fuzz harness's canary-filled buffers (fuzz/buffers.py): the sorted buffers whole (the
+    capacity plus a guard, which the checkers' ``before=`` covers), num_valid_ids its two words."""
+    p = buffers.poisoned_sorting("ck", "tight", T, K, E, U, device)
+    return fused_moe.SortingResult(*p.allocations[:3], p.views[3])
 
 
 def poisoned_route_out(T, K, E, U, device):
     p = buffers.poisoned_route("ck", "tight", T, K, E, U, device)
-    return fused_moe.RouteResult(p.views[0], p.views[1], *p.allocations[2:])
+    return fused_moe.RouteResult(p.views[0], p.views[1], *p.allocations[2:5], p.views[5])
 
 
 def snapshot(buffers):
