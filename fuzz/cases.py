@@ -44,6 +44,14 @@ class Logits(_CompactRepr):
     col_pad: int = 0
     col_offset: int = 0
 
+    def __post_init__(self):
+        # A value the dtype cannot hold would be judged against a number the target never saw:
+        # that is a harness error, so it is refused here, never reported as the target's bug.
+        if self.dtype != "float32":
+            exact = round_to(self.values, self.dtype)
+            if not np.array_equal(exact, self.values, equal_nan=True):
+                raise ValueError(f"Logits.values must be exact in {self.dtype} (use fuzz.cases.round_to)")
+
     def tensor(self, device="cpu"):
         import torch
         T, E = self.values.shape
