@@ -49,8 +49,13 @@ def production_capacity(rule: str, T: int, K: int, E: int, U: int) -> tuple[int,
         return vllm_capacity(T, K, E, U)
     if rule == "aiter":  # aiter's moe_sorting wrapper: T*K + E*U - K slots
         rows = max(0, T * K + E * U - K)
-        return rows, -(-rows // U)
-    raise ValueError(f"capacity rule must be tight, vllm or aiter, got {rule!r}")
+    elif rule == "sglang":  # sglang's align wrapper: an E + 1 bucket, rounded up to 4
+        numel = T * K
+        rows = numel * U if numel < E + 1 else numel + (E + 1) * (U - 1)
+        rows = (rows + 3) // 4 * 4
+    else:
+        raise ValueError(f"capacity rule must be tight, vllm, aiter or sglang, got {rule!r}")
+    return rows, -(-rows // U)
 
 
 class Poisoned(NamedTuple):
@@ -98,3 +103,23 @@ def poisoned_sorting(layout: str, rule: str, T: int, K: int, E: int, U: int, dev
 
 def poisoned_route(layout: str, rule: str, T: int, K: int, E: int, U: int, device) -> Poisoned:
     return poisoned(gating_fields(T, K) + sorting_fields(layout, rule, T, K, E, U), device)
+
+
+def fresh(layout: str, rule: str, T: int, K: int, E: int, U: int, device) -> tuple:
+    """Uninitialised sorting outputs of the production sizes (what an adapter allocates when
+    the harness passes no ``out=``)."""
+    import torch
+    return tuple(torch.empty(shape, dtype=getattr(torch, dtype), device=device)
+                 for _, dtype, shape, _ in sorting_fields(layout, rule, T, K, E, U))
+
+
+def fresh_gating(T: int, K: int, device, *, token_expert_indices: bool = False) -> tuple:
+    """Uninitialised (topk_weights, topk_ids[, token_expert_indices]) as the CUDA top-k ops take them."""
+    import torch
+    n = 3 if token_expert_indices else 2
+    return tuple(torch.empty(T, K, dtype=torch.float32 if i == 0 else torch.int32, device=device) for i in range(n))
+
+
+def as_fields(layout: str, out) -> dict:
+    """Sorting outputs in field order -> {field name: tensor}."""
+    return dict(zip(sort_field_names(layout), out))

@@ -38,7 +38,8 @@ Fields (defaults: this project's contract, SPEC sections 1-3):
                    or ``bits`` (by the float's bits: +NaN above +inf, -0.0 below +0.0)
 ``invalid_ids``    ids outside [0, E): ``drop`` or ``outside_domain``
 ``duplicates``     a repeated id in a row: ``keep`` or ``outside_domain``
-``capacity``       the producer's buffer sizes: ``tight`` (SPEC), ``vllm`` or ``aiter``
+``capacity``       the producer's buffer sizes: ``tight`` (SPEC), ``vllm``, ``aiter`` or ``sglang``
+                   (:func:`fuzz.buffers.production_capacity`)
 ``tail``           past the valid prefix up to the buffer end: ``untouched`` or ``filled`` (vLLM:
                    pad value and ``-1`` blocks)
 ``domain``         :class:`Domain`: experts, top-k, tokens, unit sizes, dtypes, optional
@@ -66,7 +67,7 @@ CHOICES = {
     "infinities": ("spec", "outside_domain"),
     "invalid_ids": ("drop", "outside_domain"),
     "duplicates": ("keep", "outside_domain"),
-    "capacity": ("tight", "vllm", "aiter"),
+    "capacity": ("tight", "vllm", "aiter", "sglang"),
     "tail": ("untouched", "filled"),
 }
 #: Optional arguments a target may support (``num_local_tokens_tensor``: M as an int32 device tensor).

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from fuzz import buffers
 from fuzz.conventions import load
 
 
@@ -59,11 +60,6 @@ def available() -> bool:
         return False
 
 
-def aiter_capacity(T, K, E, U) -> tuple[int, int]:
-    rows = T * K + E * U - K
-    return rows, -(-rows // U)
-
-
 def moe_sorting(topk_ids, topk_weights, num_experts, *, unit_size=32, expert_mask=None, num_local_tokens=None,
                 moe_buf=None, out=None):
     import aiter
@@ -71,23 +67,18 @@ def moe_sorting(topk_ids, topk_weights, num_experts, *, unit_size=32, expert_mas
     T, K = topk_ids.shape
     dev = topk_ids.device
     if out is None:
-        rows, blocks = aiter_capacity(T, K, num_experts, unit_size)
-        out = (torch.empty(rows, dtype=torch.int32, device=dev), torch.empty(rows, dtype=torch.float32, device=dev),
-               torch.empty(blocks, dtype=torch.int32, device=dev), torch.empty(2, dtype=torch.int32, device=dev))
+        out = buffers.fresh("ck", "aiter", T, K, num_experts, unit_size, dev)
     if isinstance(num_local_tokens, int):
         num_local_tokens = torch.tensor([num_local_tokens], dtype=torch.int32, device=dev)
     buf = moe_buf if moe_buf is not None else torch.empty((T, 0), dtype=torch.bfloat16, device=dev)
     aiter.moe_sorting_fwd(topk_ids, topk_weights, *out, buf, num_experts, unit_size, expert_mask, num_local_tokens, 0)
-    return dict(zip(("sorted_token_ids", "sorted_weights", "sorted_expert_ids", "num_valid_ids"), out))
+    return buffers.as_fields("ck", out)
 
 
 def topk_softmax(logits, topk, *, renormalize=True):
     import aiter
-    import torch
     T = logits.shape[0]
-    w = torch.empty(T, topk, dtype=torch.float32, device=logits.device)
-    ids = torch.empty(T, topk, dtype=torch.int32, device=logits.device)
-    tei = torch.empty(T, topk, dtype=torch.int32, device=logits.device)
+    w, ids, tei = buffers.fresh_gating(T, topk, logits.device, token_expert_indices=True)
     aiter.topk_softmax(w, ids, tei, logits.contiguous(), renormalize)
     return {"topk_weights": w, "topk_ids": ids}
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from fuzz import buffers
 from fuzz.conventions import load
 
 
@@ -44,11 +45,6 @@ def available() -> bool:
         return False
 
 
-def aiter_capacity(T, K, E, U) -> tuple[int, int]:
-    rows = T * K + E * U - K
-    return rows, -(-rows // U)
-
-
 def moe_sorting(topk_ids, topk_weights, num_experts, *, unit_size=32, expert_mask=None, num_local_tokens=None,
                 moe_buf=None, out=None):
     import torch
@@ -56,12 +52,10 @@ def moe_sorting(topk_ids, topk_weights, num_experts, *, unit_size=32, expert_mas
     T, K = topk_ids.shape
     dev = topk_ids.device
     if out is None:
-        rows, blocks = aiter_capacity(T, K, num_experts, unit_size)
-        out = (torch.empty(rows, dtype=torch.int32, device=dev), torch.empty(rows, dtype=torch.float32, device=dev),
-               torch.empty(blocks, dtype=torch.int32, device=dev), torch.empty(2, dtype=torch.int32, device=dev))
+        out = buffers.fresh("ck", "aiter", T, K, num_experts, unit_size, dev)
     buf = moe_buf if moe_buf is not None else torch.empty((T, 0), dtype=torch.int32, device=dev)
     moe_sorting_flydsl(topk_ids, topk_weights, *out, buf, num_experts, unit_size, expert_mask, num_local_tokens)
-    return dict(zip(("sorted_token_ids", "sorted_weights", "sorted_expert_ids", "num_valid_ids"), out))
+    return buffers.as_fields("ck", out)
 
 
 moe_sorting.convention = load({

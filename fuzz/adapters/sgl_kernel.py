@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from fuzz import buffers
 from fuzz.conventions import load
 
 
@@ -51,10 +52,8 @@ def available() -> bool:
 
 def topk_softmax(logits, topk, *, renormalize=True):
     import sgl_kernel
-    import torch
     T = logits.shape[0]
-    w = torch.empty(T, topk, dtype=torch.float32, device=logits.device)
-    ids = torch.empty(T, topk, dtype=torch.int32, device=logits.device)
+    w, ids = buffers.fresh_gating(T, topk, logits.device)
     sgl_kernel.topk_softmax(w, ids, logits.contiguous(), renormalize)
     return {"topk_weights": w, "topk_ids": ids}
 
@@ -64,25 +63,16 @@ def topk_softmax_any_e(logits, topk, *, renormalize=True):
     return topk_softmax(logits, topk, renormalize=renormalize)
 
 
-def sglang_capacity(T, K, E, U) -> tuple[int, int]:
-    numel = T * K
-    rows = numel * U if numel < E + 1 else numel + (E + 1) * (U - 1)
-    rows = (rows + 3) // 4 * 4
-    return rows, -(-rows // U)
-
-
 def moe_align_block_size(topk_ids, topk_weights, num_experts, *, unit_size=32, out=None):
     import sgl_kernel
     import torch
     del topk_weights
     dev = topk_ids.device
     if out is None:
-        rows, blocks = sglang_capacity(*topk_ids.shape, num_experts, unit_size)
-        out = (torch.empty(rows, dtype=torch.int32, device=dev), torch.empty(blocks, dtype=torch.int32, device=dev),
-               torch.empty(1, dtype=torch.int32, device=dev))
+        out = buffers.fresh("vllm", "sglang", *topk_ids.shape, num_experts, unit_size, dev)
     cumsum = torch.empty(num_experts + 2, dtype=torch.int32, device=dev)
     sgl_kernel.moe_align_block_size(topk_ids, num_experts + 1, unit_size, *out, cumsum, True)
-    return dict(zip(("sorted_token_ids", "expert_ids", "num_tokens_post_pad"), out))
+    return buffers.as_fields("vllm", out)
 
 
 _GATE = {"op": "gating", "selection": "probabilities", "weights": "softmax", "renormalize": "argument",

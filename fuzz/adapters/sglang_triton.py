@@ -93,6 +93,7 @@ import sys
 import types
 from pathlib import Path
 
+from fuzz import buffers
 from fuzz.conventions import load
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -225,35 +226,17 @@ def fused_gate_softmax(logits, topk, *, renormalize=True):
 # --------------------------------------------------------------------------- sorting
 
 
-def sglang_align_capacity(T, K, E, U) -> tuple[int, int]:
-    """sglang's own buffer sizes for moe_align_block_size (rows, blocks)."""
-    numel = T * K
-    rows = numel * U if numel < E + 1 else numel + (E + 1) * (U - 1)
-    rows = (rows + 3) // 4 * 4
-    return rows, -(-rows // U)
-
-
 def align_small_numel(topk_ids, topk_weights, num_experts, *, unit_size=32, out=None):
     """vLLM layout; ``out = (sorted_token_ids, expert_ids, num_tokens_post_pad)``."""
     del topk_weights  # the vLLM layout has no sorted weights
-    torch = _torch()
     T, K = topk_ids.shape
     if out is None:
-        rows, blocks = sglang_align_capacity(T, K, num_experts, unit_size)
-        dev = topk_ids.device
-        out = (torch.empty(rows, dtype=torch.int32, device=dev), torch.empty(blocks, dtype=torch.int32, device=dev),
-               torch.empty(1, dtype=torch.int32, device=dev))
+        out = buffers.fresh("vllm", "sglang", T, K, num_experts, unit_size, topk_ids.device)
     sorted_ids, expert_ids, post_pad = out
     with _shims():
         _module("moe_align_small_numel").moe_align_small_numel(
             topk_ids, num_experts + 1, unit_size, sorted_ids, expert_ids, post_pad)
-    return {"sorted_token_ids": sorted_ids, "expert_ids": expert_ids, "num_tokens_post_pad": post_pad}
-
-
-def aiter_capacity(T, K, E, U) -> tuple[int, int]:
-    """aiter's buffer sizes (``aiter/fused_moe.py: moe_sorting``): ``T*K + E*U - K`` rows."""
-    rows = T * K + E * U - K
-    return rows, -(-rows // U)
+    return buffers.as_fields("vllm", out)
 
 
 def sorting_small(topk_ids, topk_weights, num_experts, *, unit_size=32, moe_buf=None, out=None):
@@ -267,13 +250,11 @@ def sorting_small(topk_ids, topk_weights, num_experts, *, unit_size=32, moe_buf=
                          "_small_sort_supported (T*K <= 256, K < 128, E limits by T*K)")
     dev = topk_ids.device
     if out is None:
-        rows, blocks = aiter_capacity(T, K, num_experts, unit_size)
-        out = (torch.empty(rows, dtype=torch.int32, device=dev), torch.empty(rows, dtype=torch.float32, device=dev),
-               torch.empty(blocks, dtype=torch.int32, device=dev), torch.empty(2, dtype=torch.int32, device=dev))
+        out = buffers.fresh("ck", "aiter", T, K, num_experts, unit_size, dev)
     buf = moe_buf if moe_buf is not None else torch.empty((0, 0), dtype=torch.bfloat16, device=dev)
     with _shims():
         mod._run_small_sort(ids.contiguous(), topk_weights.contiguous(), *out, buf, unit_size, None, num_experts)
-    return dict(zip(("sorted_token_ids", "sorted_weights", "sorted_expert_ids", "num_valid_ids"), out))
+    return buffers.as_fields("ck", out)
 
 
 # --------------------------------------------------------------------------- conventions

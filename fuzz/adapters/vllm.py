@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from fuzz import buffers
 from fuzz.conventions import load
 
 
@@ -53,35 +54,20 @@ def available() -> bool:
 
 
 def topk_softmax(logits, topk, *, renormalize=True):
-    import torch
     from vllm import _custom_ops as ops
     T = logits.shape[0]
-    w = torch.empty(T, topk, dtype=torch.float32, device=logits.device)
-    ids = torch.empty(T, topk, dtype=torch.int32, device=logits.device)
-    tei = torch.empty(T, topk, dtype=torch.int32, device=logits.device)
+    w, ids, tei = buffers.fresh_gating(T, topk, logits.device, token_expert_indices=True)
     ops.topk_softmax(w, ids, tei, logits.contiguous(), renormalize)
     return {"topk_weights": w, "topk_ids": ids}
 
 
-def vllm_capacity(T, K, E, U) -> tuple[int, int]:
-    """vLLM's own sizes (moe_align_block_size.py), including the ``T*K < E`` cap."""
-    rows = T * K + E * (U - 1)
-    if T * K < E:
-        rows = min(T * K * U, rows)
-    return rows, -(-rows // U)
-
-
 def moe_align_block_size(topk_ids, topk_weights, num_experts, *, unit_size=32, out=None):
-    import torch
     from vllm import _custom_ops as ops
     del topk_weights
     if out is None:
-        rows, blocks = vllm_capacity(*topk_ids.shape, num_experts, unit_size)
-        dev = topk_ids.device
-        out = (torch.empty(rows, dtype=torch.int32, device=dev), torch.empty(blocks, dtype=torch.int32, device=dev),
-               torch.empty(1, dtype=torch.int32, device=dev))
+        out = buffers.fresh("vllm", "vllm", *topk_ids.shape, num_experts, unit_size, topk_ids.device)
     ops.moe_align_block_size(topk_ids, num_experts, unit_size, *out)
-    return dict(zip(("sorted_token_ids", "expert_ids", "num_tokens_post_pad"), out))
+    return buffers.as_fields("vllm", out)
 
 
 topk_softmax.convention = load({

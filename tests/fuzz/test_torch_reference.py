@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import oracles
 from fuzz import buffers
@@ -18,7 +17,6 @@ from fuzz import targets
 from fuzz import torch_reference as tr
 from fuzz.strategies import cases_for
 from fuzz.settings import examples
-from oracles.layouts import vllm_from_ck
 
 
 REFERENCES = {name: targets.get(f"torch-{name}") for name in
