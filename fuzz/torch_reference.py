@@ -13,9 +13,10 @@ written) and ``"vllm"`` (``oracles/layouts.py``: the whole buffers are written).
 from __future__ import annotations
 
 import numbers
-from typing import NamedTuple
 
 import torch
+
+import oracles
 
 __all__ = ["GatingResult", "SortingResult", "VllmSortingResult", "RouteResult", "VllmRouteResult",
            "topk_gating_softmax", "moe_sorting", "route", "LAYOUTS"]
@@ -27,39 +28,9 @@ MAX_TOPK = 127
 INF = float("inf")
 
 
-class GatingResult(NamedTuple):
-    topk_weights: torch.Tensor  #: (T, K) float32
-    topk_ids: torch.Tensor  #: (T, K) int32
-
-
-class SortingResult(NamedTuple):
-    sorted_token_ids: torch.Tensor  #: (rows,) int32, (j << 24) | t; padding (K << 24) | M
-    sorted_weights: torch.Tensor  #: (rows,) float32, bit-exact topk_weights[t, j]; padding 0.0
-    sorted_expert_ids: torch.Tensor  #: (blocks,) int32, local expert id per block
-    num_valid_ids: torch.Tensor  #: (2,) int32, [P, M]
-
-
-class VllmSortingResult(NamedTuple):
-    sorted_token_ids: torch.Tensor  #: (rows,) int32, t * K + j; padding T * K everywhere else
-    expert_ids: torch.Tensor  #: (blocks,) int32, local expert id per block; -1 past P // U
-    num_tokens_post_pad: torch.Tensor  #: (1,) int32, [P]
-
-
-class RouteResult(NamedTuple):
-    topk_weights: torch.Tensor
-    topk_ids: torch.Tensor
-    sorted_token_ids: torch.Tensor
-    sorted_weights: torch.Tensor
-    sorted_expert_ids: torch.Tensor
-    num_valid_ids: torch.Tensor
-
-
-class VllmRouteResult(NamedTuple):
-    topk_weights: torch.Tensor
-    topk_ids: torch.Tensor
-    sorted_token_ids: torch.Tensor
-    expert_ids: torch.Tensor
-    num_tokens_post_pad: torch.Tensor
+# The result types are the oracle's NamedTuples (field names only: nothing of its logic).
+GatingResult, SortingResult, RouteResult = oracles.GatingResult, oracles.SortingResult, oracles.RouteResult
+VllmSortingResult, VllmRouteResult = oracles.VllmSortingResult, oracles.VllmRouteResult
 
 
 # --------------------------------------------------------------------------- argument checks

@@ -30,7 +30,7 @@ import numpy as np
 from ._common import as_int
 from .sorting import SortingResult, sentinel
 
-__all__ = ["LAYOUTS", "VllmSortingResult", "vllm_from_ck", "ck_from_vllm", "vllm_capacity", "vllm_pad"]
+__all__ = ["LAYOUTS", "VllmSortingResult", "VllmRouteResult", "vllm_from_ck", "ck_from_vllm", "vllm_capacity", "vllm_pad"]
 
 #: Names of the sorting layouts the oracle defines.
 LAYOUTS = ("ck", "vllm")
@@ -42,6 +42,16 @@ class VllmSortingResult(NamedTuple):
     sorted_token_ids: np.ndarray  #: (P,) int32, t * K + j; padding T * K
     expert_ids: np.ndarray  #: (P // U,) int32, local expert id per block; -1 past the end
     num_tokens_post_pad: np.ndarray  #: (1,) int32, [P]
+
+
+class VllmRouteResult(NamedTuple):
+    """vLLM-layout route output: the gating outputs, then the vLLM-layout sorting ones."""
+
+    topk_weights: np.ndarray  #: (T, K) float32
+    topk_ids: np.ndarray  #: (T, K) int32
+    sorted_token_ids: np.ndarray
+    expert_ids: np.ndarray
+    num_tokens_post_pad: np.ndarray
 
 
 def vllm_pad(T, K) -> int:
