@@ -13,6 +13,7 @@ written) and ``"vllm"`` (``oracles/layouts.py``: the whole buffers are written).
 from __future__ import annotations
 
 import numbers
+from typing import NamedTuple
 
 import torch
 
