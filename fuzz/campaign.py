@@ -72,7 +72,7 @@ def run_entry(entry: Entry, *, seconds: float, max_examples: int, seed: int | No
     """Fuzz one entry until ``max_examples``, a failure is shrunk, or ``seconds`` pass; once it
     fails, shrinking may go on ``shrink_seconds`` past that, never past ``hard_deadline``
     (time.monotonic()), where the smallest failing case so far is kept."""
-    from hypothesis import given, settings
+    from hypothesis import Verbosity, given, settings
     from hypothesis import seed as hypothesis_seed
 
     from fuzz import properties as fp
@@ -84,8 +84,9 @@ def run_entry(entry: Entry, *, seconds: float, max_examples: int, seed: int | No
     deadline = [min(start + seconds, hard)]
     first_signature = []
 
+    # quiet: the campaign reports through its summary and bundles, not Hypothesis's own prints
     @settings(settings.default, max_examples=max_examples, database=database, report_multiple_bugs=False,
-              deadline=None)
+              deadline=None, verbosity=Verbosity.quiet)
     @given(cases_for(entry.prop, entry.one, limits))
     def fuzz_one(case):
         if time.monotonic() > deadline[0] or _stopping():

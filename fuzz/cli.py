@@ -123,19 +123,31 @@ def _write_bundles(entries, out: Path, device: str, seed) -> None:
 
 
 def _summary(entries, out: Path, seconds: float) -> str:
-    rows = [f"{'target':32s} {'property':8s} {'examples':>9s} {'ex/s':>7s}  status"]
+    """The closing table; summary.json and summary.md (with every regime's count) in ``out``."""
+    from fuzz.strategies import declared_regimes
+    rows = [f"{'target':36s} {'property':8s} {'examples':>9s} {'ex/s':>7s} {'regimes':>7s}  status"]
+    data = []
     for e in entries:
         rate = e.examples / e.seconds if e.seconds else 0.0
-        rows.append(f"{e.label:32s} {e.prop:8s} {e.examples:9d} {rate:7.1f}  {e.status}"
+        declared = declared_regimes(e.prop)
+        hit = len(declared & set(e.regimes))
+        rows.append(f"{e.label:36s} {e.prop:8s} {e.examples:9d} {rate:7.1f} {hit:3d}/{len(declared):<3d}  {e.status}"
                     + (f": {e.failure.kind}" if e.failure is not None else "")
                     + (f" -> {e.repro}" if e.repro else "") + (f": {e.harness_error}" if e.harness_error else "")
                     + (f" ({e.note})" if e.note else ""))
-    data = [{"target": e.label, "property": e.prop, "examples": e.examples, "seconds": round(e.seconds, 2),
-             "status": e.status, "kind": None if e.failure is None else e.failure.kind,
-             "repro": None if e.repro is None else str(e.repro), "harness_error": e.harness_error,
-             "regimes": dict(sorted(e.regimes.items()))} for e in entries]
+        data.append({"target": e.label, "property": e.prop, "examples": e.examples, "seconds": round(e.seconds, 2),
+                     "status": e.status, "kind": None if e.failure is None else e.failure.kind,
+                     "bundle": None if e.repro is None else str(e.repro), "harness_error": e.harness_error,
+                     "regimes_hit": hit, "regimes_declared": len(declared), "regimes": dict(sorted(e.regimes.items())),
+                     "regimes_missed": sorted(declared - set(e.regimes))})
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps({"seconds": round(seconds, 1), "entries": data}, indent=1))
+    md = ["# Fuzz campaign summary", "", "```", *rows, "```", ""]
+    for d in data:
+        md += [f"## {d['target']} ({d['property']})", "", "| regime | examples |", "|---|---|"]
+        md += [f"| {label} | {n} |" for label, n in d["regimes"].items()]
+        md += [f"| {label} | 0 |" for label in d["regimes_missed"]] + [""]
+    (out / "summary.md").write_text("\n".join(md))
     return "\n".join(rows)
 
 

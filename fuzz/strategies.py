@@ -510,3 +510,20 @@ def cases_for(prop: str, target=None, base: Limits = CI_LIMITS):
     for the contract's whole domain), at ``base``'s sizes."""
     limits = base if target is None else limits_for(target.convention, base)
     return STRATEGIES[prop](limits)
+
+
+#: The regime dimensions each property's cases are drawn over (``case.labels``).
+_DIMENSIONS_OF = {
+    "gating": ("tokens", "topk", "logits", "special", "dtype", "layout"),
+    "sorting": ("tokens", "topk", "ids", "weights", "mask", "m", "moe_buf", "out"),
+    "route": ("tokens", "topk", "logits", "special", "dtype", "layout", "mask", "m", "moe_buf", "out"),
+}
+_DIMENSIONS_OF.update(batch=_DIMENSIONS_OF["gating"], reuse=_DIMENSIONS_OF["route"], paths=_DIMENSIONS_OF["route"])
+
+
+def declared_regimes(prop: str) -> set[str]:
+    """Every regime label the strategy of ``prop`` declares (in the contract's whole domain)."""
+    labels = {f"{d}: {r}" for d in _DIMENSIONS_OF[prop] for r in DIMENSIONS[d]}
+    if "ids" not in _DIMENSIONS_OF[prop]:
+        labels.discard("tokens: derived")  # only the unit_edges id regime derives T
+    return labels
