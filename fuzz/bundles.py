@@ -184,7 +184,7 @@ def replay(folder, *, device: str | None = None) -> tuple[int, str]:
         case = load_case(folder)
         conv = conventions.load(meta["convention"]) if meta.get("convention") else None
         target = targets.get(meta["target"], convention=conv)
-        if conv is not None:
+        if conv is not None and not isinstance(target, dict):  # a group's members keep their own
             target = dataclasses.replace(target, convention=conv)
     except Exception as exc:  # noqa: BLE001 -- a bundle that cannot load says so, never "reproduced"
         return CANNOT_RUN, f"{folder}: cannot load: {type(exc).__name__}: {exc}"

@@ -27,7 +27,7 @@ class Entry:
 
     label: str
     prop: str
-    target: object  # a Target, or {name: Target} for the paths property
+    target: object  # a Target, or a TargetGroup for the paths property
     examples: int = 0
     seconds: float = 0.0
     regimes: collections.Counter = field(default_factory=collections.Counter)
@@ -41,7 +41,8 @@ class Entry:
 
     @property
     def one(self):
-        return next(iter(self.target.values())) if isinstance(self.target, dict) else self.target
+        """The target (a Target, or the TargetGroup of the paths property)."""
+        return self.target
 
     @property
     def status(self) -> str:

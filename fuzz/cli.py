@@ -92,8 +92,7 @@ def entries_for(names: list[str], convention) -> list:
     for name in _expand(names):
         if name in SUITES:
             for label, prop, target_names in SUITES[name]:
-                ts = {t: targets.get(t) for t in target_names}
-                entries.append(Entry(label, prop, ts if prop == "paths" else ts[target_names[0]]))
+                entries.append(Entry(label, prop, targets.get("+".join(target_names))))
             continue
         try:
             target = targets.get(name, convention=convention)
@@ -114,7 +113,7 @@ def _write_bundles(entries, out: Path, device: str, seed) -> None:
     """One bundle per distinct failure (target, property, kind), after shrinking."""
     from fuzz import bundles
     for e in entries:
-        if e.failure is None or e.case is None or isinstance(e.target, dict):
+        if e.failure is None or e.case is None:
             continue
         e.repro, written = bundles.write_bundle(out / "repros", e.prop, e.target, e.case, e.failure,
                                                 device=device, seed=seed)

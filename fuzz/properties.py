@@ -78,6 +78,26 @@ class Target:
         return {k: v for k, v in candidates.items() if take(k) and (v is not None or k == "out")}
 
 
+class TargetGroup(dict):
+    """Targets judged together (the paths property: name -> Target, one convention). It has a
+    Target's ``name``, ``spec`` (names joined by "+", which :func:`fuzz.targets.get` rebuilds),
+    ``convention`` and ``fn`` (the first member's), so bundles and repros treat it as one."""
+
+    @property
+    def name(self) -> str:
+        return "+".join(self)
+
+    spec = name
+
+    @property
+    def convention(self) -> Convention:
+        return next(iter(self.values())).convention
+
+    @property
+    def fn(self):
+        return next(iter(self.values())).fn
+
+
 class TargetFailure(AssertionError):
     """The target is wrong on ``case`` (or raised inside its declared domain)."""
 
@@ -453,6 +473,6 @@ def failing_case(prop: str, target, *, max_examples: int = HUNT_EXAMPLES, device
     # derandomized whatever profile is loaded: a hunt's result (and its shrunk size) is reproducible
     s = settings(settings.default, max_examples=max_examples, database=None, derandomize=True)
     try:
-        return find(cases_for(prop, one), fails, settings=s)
+        return find(cases_for(prop, target), fails, settings=s)
     except NoSuchExample:
         return None

@@ -105,7 +105,11 @@ _USER = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 def get(name: str, convention=None) -> Target:
     """The target called ``name`` (see the module docstring). ``convention`` (a name, file,
-    mapping or Convention) is what a ``module:function`` target declares; default ``ck``."""
+    mapping or Convention) is what a ``module:function`` target declares; default ``ck``.
+    Names joined by "+" give a TargetGroup (the paths property judges them together)."""
+    if "+" in name:
+        from fuzz.properties import TargetGroup
+        return TargetGroup((part, get(part, convention)) for part in name.split("+"))
     if name in OURS:
         return _ours(name)
     if name in ORACLES:
