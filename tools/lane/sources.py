@@ -1,0 +1,222 @@
+"""The calls that reach every production kernel variant, each made through the public API
+with meta tensors while ``capture.recording`` turns launches into catalogued variants.
+
+- ``seed_models``: DeepSeek-R1 and GPT-OSS-120B (benchmarks/bench_route.py) at every
+  T in 1..16384 with the benchmark's options, then every option combination at each T
+  that produced a new variant (a T whose launches were all seen before adds nothing the
+  options could not reach through an earlier T with the same launches).
+- ``fuzz_draws``: cases drawn from the fuzzers' own strategies at campaign sizes
+  (fuzz/strategies.py: E_CHOICES + 256/257/384, K 1..8 and K == E, every U, mask, M,
+  moe_buf and logits dtype and layout).
+- ``constructs``: every case of tests/runtime_loops/test_construct.py, launched by its
+  own ``launch`` helper.
+"""
+from __future__ import annotations
+
+import inspect
+import itertools
+from dataclasses import dataclass, replace
+
+import torch
+
+from .capture import Catalog, LaunchRecorded, recording
+
+META = torch.device("meta")
+ALL_TOKENS = range(1, 16385)
+
+
+class Recorder:
+    """Runs calls under ``recording``, filing each launch under the current call's label."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self._label, self._tokens, self._tags, self._new = "", None, (), False
+
+    def on_launch(self, fn, args, kwargs):
+        self._new |= self.catalog.add(fn, args, kwargs, self._label, self._tokens, self._tags)
+
+    def call(self, label: str, tokens, thunk, tags=()) -> bool:
+        """Run ``thunk`` (a public call or a test's launch helper); True when it launched a
+        variant not seen before. A helper that reads results after its launch is stopped
+        there (meta tensors hold no data)."""
+        self._label, self._tokens, self._tags, self._new = label, tokens, tags, False
+        try:
+            thunk()
+        except LaunchRecorded:
+            pass
+        return self._new
+
+    def session(self, stop_after_launch=False):
+        def on_launch(fn, args, kwargs):
+            self.on_launch(fn, args, kwargs)
+            if stop_after_launch:
+                raise LaunchRecorded(fn.__name__)
+        return recording(on_launch)
+
+
+# --------------------------------------------------------------------------- seed models
+
+
+def _layouts(fm):
+    """Output layouts the public API offers: (None,) until it takes ``layout=`` (the vLLM
+    layout adds it), then every value it accepts, so their constexprs are reached too."""
+    if "layout" not in inspect.signature(fm.route).parameters:
+        return (None,)
+    return tuple(fm.buffers.LAYOUTS)
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """One combination of the public options; the default is the benchmark's."""
+    dtype: str = "bfloat16"
+    renormalize: bool = True
+    mask: bool = False
+    m: str = "none"  # none | tensor | 0 | 1 | T-1 (M is data: every integer specialisation is reachable)
+    buf: bool = True  # moe_buf bf16 [T, model_dim], as the benchmark passes
+    layout: str | None = None
+
+    def describe(self, fields) -> str:
+        """The options among ``fields`` (those the call takes), e.g. "bfloat16 renorm M=tensor moe_buf"."""
+        bits = {"dtype": self.dtype, "renormalize": "renorm" if self.renormalize else "no-renorm",
+                "mask": "mask" if self.mask else "", "m": "" if self.m == "none" else f"M={self.m}",
+                "buf": "moe_buf" if self.buf else "", "layout": self.layout or ""}
+        return " ".join(bits[f] for f in fields if bits[f])
+
+
+M_CHOICES = ("none", "tensor", "0", "1", "T-1")
+
+
+def _m_arg(m: str, T: int):
+    if m == "none":
+        return None
+    if m == "tensor":
+        return torch.zeros(1, dtype=torch.int32, device=META)
+    return max(0, T - 1) if m == "T-1" else int(m)
+
+
+def _sorting_kwargs(model, T, o: CallOptions, U: int) -> dict:
+    kwargs = dict(unit_size=U, num_local_tokens=_m_arg(o.m, T),
+                  expert_mask=torch.ones(model.E, dtype=torch.int32, device=META) if o.mask else None,
+                  moe_buf=torch.empty(T, model.D, dtype=torch.bfloat16, device=META) if o.buf else None)
+    if o.layout is not None:
+        kwargs["layout"] = o.layout
+    return kwargs
+
+
+def _logits(model, T, o: CallOptions):
+    return torch.empty(T, model.E, dtype=getattr(torch, o.dtype), device=META)
+
+
+def _entries(fm, U):
+    """name -> (option fields the call takes, call(model, T, options))."""
+    def gating(model, T, o):
+        fm.topk_gating_softmax(_logits(model, T, o), model.K, renormalize=o.renormalize)
+
+    def sorting(model, T, o):
+        ids = torch.empty(T, model.K, dtype=torch.int32, device=META)
+        fm.moe_sorting(ids, torch.empty(T, model.K, device=META), model.E, **_sorting_kwargs(model, T, o, U))
+
+    def route(path):
+        def call(model, T, o):
+            fm.route(_logits(model, T, o), model.K, renormalize=o.renormalize, path=path,
+                     **_sorting_kwargs(model, T, o, U))
+        return call
+
+    sort_fields = ("mask", "m", "buf", "layout")
+    return {
+        "gating": (("dtype", "renormalize"), gating),
+        "sorting": (sort_fields, sorting),
+        "route(fused)": (("dtype", "renormalize") + sort_fields, route("fused")),
+        "route(unfused)": (("dtype", "renormalize") + sort_fields, route("unfused")),
+    }
+
+
+def _option_grid(fields, layouts):
+    choices = {"dtype": ("bfloat16", "float32", "float16"), "renormalize": (True, False), "mask": (False, True),
+               "m": M_CHOICES, "buf": (True, False), "layout": layouts}
+    for values in itertools.product(*(choices[f] for f in fields)):
+        yield replace(CallOptions(layout=layouts[0]), **dict(zip(fields, values)))
+
+
+def seed_models(recorder: Recorder, tokens=ALL_TOKENS):
+    import fused_moe as fm
+    from benchmarks.bench_route import MODELS, TOKENS, U
+    layouts = _layouts(fm)
+    with recorder.session():
+        for model in MODELS.values():
+            for entry, (fields, call) in _entries(fm, U).items():
+                label = f"{model.name} {entry}"
+                base = CallOptions(layout=layouts[0])
+                new_at = [T for T in tokens if recorder.call(
+                    f"{label} {base.describe(fields)}", T, lambda: call(model, T, base),
+                    tags=("seed", "bench") if T in TOKENS and entry.startswith("route") else ("seed",))]
+                for T in new_at:
+                    for o in _option_grid(fields, layouts):
+                        recorder.call(f"{label} {o.describe(fields)}", T, lambda: call(model, T, o), tags=("seed",))
+
+
+# --------------------------------------------------------------------------- fuzz draws
+
+
+def _draw(strategy, examples: int, body):
+    """Run ``body`` on ``examples`` cases of ``strategy``, the same ones on every run."""
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    @settings(max_examples=examples, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def run(case):
+        body(case)
+    run()
+
+
+def fuzz_draws(recorder: Recorder, examples: int):
+    import fused_moe as fm
+    from fuzz import strategies
+    from fuzz.targets import ours
+
+    def limits(op):
+        return strategies.limits_for(ours.convention(op), strategies.CAMPAIGN_LIMITS)
+
+    def sorting_kwargs(o, T):
+        return dict(unit_size=o.unit_size, expert_mask=o.mask_tensor(META), num_local_tokens=o.m_arg(META),
+                    moe_buf=o.moe_buf_tensor(T, META))
+
+    def gating(case):
+        T = case.logits.values.shape[0]
+        recorder.call("fuzz gating", T, lambda: fm.topk_gating_softmax(
+            case.logits.tensor(META), case.topk, renormalize=case.renormalize), tags=("fuzz",))
+
+    def sorting(case):
+        T = case.topk_ids.shape[0]
+        ids, w = torch.from_numpy(case.topk_ids).to(META), torch.from_numpy(case.topk_weights).to(META)
+        recorder.call("fuzz sorting", T, lambda: fm.moe_sorting(ids, w, case.num_experts,
+                                                                **sorting_kwargs(case.options, T)), tags=("fuzz",))
+
+    def route(case):
+        T = case.logits.values.shape[0]
+        for path in ("fused", "unfused"):  # "auto" picks one of them
+            recorder.call(f"fuzz route({path})", T, lambda: fm.route(
+                case.logits.tensor(META), case.topk, renormalize=case.renormalize, path=path,
+                **sorting_kwargs(case.options, T)), tags=("fuzz",))
+
+    with recorder.session():
+        _draw(strategies.gating_cases(limits("gating")), examples, gating)
+        _draw(strategies.sorting_cases(limits("sorting")), examples, sorting)
+        _draw(strategies.route_cases(limits("route")), examples, route)
+
+
+# --------------------------------------------------------------------------- runtime-loop constructs
+
+
+def constructs(recorder: Recorder):
+    from tests.runtime_loops import test_construct as tc
+    with recorder.session(stop_after_launch=True):  # launch() reads its outputs back
+        for param in tc.CASES:
+            form, regime = param.values
+            kernel = tc.PLACEMENTS[form.placement][1]
+            recorder.call(f"construct {form.id}", None, lambda: tc.launch(
+                kernel, form, regime, tc._rows(form, regime), META), tags=("construct",))
+
+
+SOURCES = {"models": seed_models, "fuzz": fuzz_draws, "constructs": constructs}
