@@ -1,8 +1,9 @@
 """Compile lane: build every production kernel variant for AMD and NVIDIA targets on a
 machine without a GPU, and fail on what would only fail on the GPU.
 
-    python tools/compile_lane.py --out DIR            # default sample (every constexpr value), < 10 min on 2 cores
-    python tools/compile_lane.py --out DIR --full     # every variant enumerated
+    python tools/compile_lane.py --out DIR                   # every code path and size extreme (~5 min, 2 cores)
+    python tools/compile_lane.py --out DIR --sample values   # every constexpr value (~160 variants)
+    python tools/compile_lane.py --out DIR --full            # every variant enumerated (thousands: hours)
     python tools/compile_lane.py --out DIR --arch gfx942 --arch sm_90 --source models --tokens 1,17
 
 Variants are captured from the host code (tools/lane/capture.py): the public calls run on
@@ -27,11 +28,23 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FUZZ_EXAMPLES = 300  # per strategy (gating, sorting, route)
 
 
+def _shard(text):
+    try:
+        index, count = map(int, text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard must be I/N with integers, got {text!r}") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+    return index, count
+
+
 def _parse(argv):
-    from tools.lane import sources, targets
+    from tools.lane import sample, sources, targets
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="directory for compile_report.md / .json")
-    p.add_argument("--full", action="store_true", help="compile every variant enumerated, not the default sample")
+    p.add_argument("--sample", choices=sample.LEVELS, default="paths",
+                   help="which variants to compile (tools/lane/sample.py); default: paths")
+    p.add_argument("--full", action="store_const", dest="sample", const="full", help="same as --sample full")
     p.add_argument("--arch", action="append", choices=list(targets.ARCHS), help="repeatable; default: all")
     p.add_argument("--source", action="append", choices=[*sources.SOURCES, "none"],
                    help="where variants come from, repeatable; default: all")
@@ -39,6 +52,8 @@ def _parse(argv):
                    help="more launches: FUNCTION(recorder) records them (e.g. tests' planted kernels)")
     p.add_argument("--tokens", help="seed-model token counts, e.g. 1,17 (default 1..16384)")
     p.add_argument("--fuzz-examples", type=int, default=DEFAULT_FUZZ_EXAMPLES, help="cases drawn per strategy")
+    p.add_argument("--shard", type=_shard, metavar="I/N", help="compile every N-th selected variant from the I-th (0 <= I < N): "
+                   "N machines together compile the selection")
     p.add_argument("--max-variants", type=int, help="compile at most this many (first of the sample's order)")
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="compile processes (default: every core)")
     return p.parse_args(argv)
@@ -94,7 +109,10 @@ def main(argv=None) -> int:
     archs = args.arch or list(targets.ARCHS)
     start = time.perf_counter()
     catalog, added = enumerate_variants(args)
-    variants = list(catalog) if args.full else sample.select(list(catalog))
+    variants = sample.select(catalog, args.sample)
+    if args.shard:
+        index, count = args.shard
+        variants = variants[index::count]
     variants = variants[: args.max_variants]
     print(f"{len(catalog)} variants enumerated ({added}) in {time.perf_counter() - start:.0f} s; compiling "
           f"{len(variants)} for {len(archs)} architectures", file=sys.stderr, flush=True)
@@ -102,13 +120,14 @@ def main(argv=None) -> int:
     by_id = {v.id: v for v in variants}
     findings = [f for row in rows for f in policy.judge(by_id[row["variant"]], row)]
     meta = {"command": " ".join(["python tools/compile_lane.py", *(argv if argv is not None else sys.argv[1:])]),
-            "triton": triton.__version__, "archs": archs, "mode": "full" if args.full else "default sample",
+            "triton": triton.__version__, "archs": archs, "sample": args.sample, "shard": args.shard,
             "variants_enumerated": len(catalog), "enumerated_by_source": added, "jobs": args.jobs,
             "seconds": time.perf_counter() - start}
     report.write(args.out, meta, variants, rows, findings)
     failed = [f for f in findings if f.severity == "fail"]
     for f in failed[: report.MAX_LISTED]:
-        print(f"FAIL {f.rule}: {f.message}", file=sys.stderr)
+        detail = "".join(f"\n    {line}" for line in f.detail.splitlines())
+        print(f"FAIL {f.rule}: {f.message}{detail}", file=sys.stderr)
     print(f"{'FAIL' if failed else 'PASS'}: {len(failed)} failures, {len(findings) - len(failed)} warnings; "
           f"{args.out / 'compile_report.md'} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     return 1 if failed else 0

@@ -48,7 +48,7 @@ def amd_resources(amdgcn: str, shared: int, num_warps: int, arch: targets.Arch) 
     occupancy = re.search(r"^; Occupancy: (\d+)", amdgcn, re.M)
     # Triton's LDS is one dynamic allocation at launch; any static LDS LLVM added comes on top.
     out["lds"] = shared + out.pop("static_lds")
-    out["spills"] = out["vgpr_spill"] + out["sgpr_spill"]
+    out["spills"] = out["vgpr_spill"]  # to scratch memory; SGPRs spill into VGPR lanes
     out["occupancy"], out["limiter"] = targets.amd_occupancy(arch, int(occupancy.group(1)), out["lds"], num_warps)
     return out
 
@@ -68,9 +68,13 @@ def nvidia_resources(cubin: bytes, shared: int, num_warps: int, arch: targets.Ar
     return out
 
 
-def _first_lines(text: str, n: int = 12) -> str:
+def _ends(text: str, head: int = 2, tail: int = 8) -> str:
+    """The first and last lines of a compiler message: Triton's name the error, then show
+    the source up to the failing line, then the cause."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return "\n".join(lines[:n] + ([f"... ({len(lines) - n} more lines)"] if len(lines) > n else []))
+    if len(lines) <= head + tail:
+        return "\n".join(lines)
+    return "\n".join(lines[:head] + [f"... ({len(lines) - head - tail} lines)"] + lines[-tail:])
 
 
 def compile_job(job: Job) -> dict:
@@ -89,7 +93,7 @@ def compile_job(job: Job) -> dict:
         with contextlib.redirect_stdout(io.StringIO()):
             compiled = triton.compile(src, target=arch.target, options=options)
     except Exception as e:  # noqa: BLE001 - every failure is a finding to report
-        row.update(status="error", error=f"{type(e).__name__}: {_first_lines(str(e))}")
+        row.update(status="error", error=f"{type(e).__name__}: {_ends(str(e))}")
     else:
         num_warps, shared = compiled.metadata.num_warps, compiled.metadata.shared
         if arch.family == "hip":

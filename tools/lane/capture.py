@@ -67,16 +67,17 @@ class Variant:
 
     def origin(self, limit: int = 1) -> str:
         """Where the variant was first reached, e.g. ``DeepSeek-R1 route(fused) bfloat16 ... T=1-2``."""
-        shown = [f"{label} T={token_ranges(tokens)}" if tokens else label
+        shown = [f"{label} T={token_ranges(tokens, limit=4)}" if tokens else label
                  for label, tokens in list(self.origins.items())[:limit]]
         more = len(self.origins) - limit
         return "; ".join(shown) + (f" (+{more} more)" if more > 0 else "")
 
 
-def token_ranges(tokens) -> str:
-    """{1, 2, 3, 16, 32, 33} -> "1-3,16,32-33"."""
+def token_ranges(tokens, limit: int | None = None) -> str:
+    """{1, 2, 3, 16, 32, 33} -> "1-3,16,32-33"; past ``limit`` runs, "... (N values)"."""
     runs = [[t for _, t in run] for _, run in itertools.groupby(enumerate(sorted(tokens)), lambda p: p[1] - p[0])]
-    return ",".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+    text = ",".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs[:limit])
+    return text if limit is None or len(runs) <= limit else f"{text},... ({len(tokens)} values)"
 
 
 class Specializer:

@@ -45,7 +45,7 @@ def _varying(variants) -> dict:
 
 def _per_arch(rows) -> list[str]:
     lines = ["| arch | wave | compiled | errors | max registers (variant) | max LDS / limit (variant) | spills "
-             "| min occupancy (variant, limiter) |", "|---|---|---|---|---|---|---|---|"]
+             "| min occupancy of a kernel whose grid grows with T (variant, limiter) |", "|---|---|---|---|---|---|---|---|"]
     for arch in targets.ARCHS.values():
         mine = [r for r in rows if r["arch"] == arch.name]
         ok = [r for r in mine if r["status"] == "ok"]
@@ -56,7 +56,8 @@ def _per_arch(rows) -> list[str]:
             continue
         regs = max(ok, key=_reg_count)
         lds = max(ok, key=lambda r: r["lds"])
-        occ = min(ok, key=lambda r: r["occupancy"])
+        parallel = [r for r in ok if r["kernel"] in policy.OCCUPANCY_MATTERS] or ok
+        occ = min(parallel, key=lambda r: r["occupancy"])
         unit = "waves/SIMD" if arch.family == "hip" else "warps/SM"
         lines.append(
             f"| {arch.name} | {arch.warp_size} | {len(ok)} | {len(mine) - len(ok)} | {_regs(regs)} ({regs['variant']}) "
@@ -90,7 +91,10 @@ def _findings(findings) -> list[str]:
         by_rule[(f.severity, f.rule)].append(f)
     for (severity, rule), fs in sorted(by_rule.items()):
         lines.append(f"### {severity.upper()}: {rule} ({len(fs)})")
-        lines += [f"- {f.message}" for f in fs[:MAX_LISTED]]
+        for f in fs[:MAX_LISTED]:
+            lines.append(f"- {f.message}")
+            if f.detail:
+                lines += ["", "  ```", *(f"  {line}" for line in f.detail.splitlines()), "  ```"]
         if len(fs) > MAX_LISTED:
             lines.append(f"- ... and {len(fs) - MAX_LISTED} more (compile_report.json)")
     return lines
@@ -103,7 +107,7 @@ def _variant_table(variants, rows, archs) -> list[str]:
              "| variant | warps | constexprs that vary | reached from | " + " | ".join(archs) + " |",
              "|---|---|---|---|" + "---|" * len(archs)]
     for v in variants:
-        lines.append(f"| {v.id} | {dict(v.options).get('num_warps', 4)} | {_constexpr_text(v, varying[v.name])} "
+        lines.append(f"| {v.id} | {dict(v.options).get('num_warps', 4)} | {_constexpr_text(v, varying.get(v.name, set()))} "
                      f"| {v.origin()} | " + " | ".join(cells.get((v.id, a), "") for a in archs) + " |")
     return lines
 
@@ -126,7 +130,7 @@ def write(out: Path, meta: dict, variants, rows, findings) -> None:
     (out / "compile_report.json").write_text(json.dumps(data, indent=1, default=str))
     verdict = "FAIL" if failed else "PASS"
     md = [f"# Compile lane: {verdict}", "",
-          f"{len(variants)} variants of {meta['variants_enumerated']} enumerated ({meta['mode']}), "
+          f"{len(variants)} variants of {meta['variants_enumerated']} enumerated (sample: {meta['sample']}), "
           f"{len(rows)} compiles for {', '.join(meta['archs'])} in {meta['seconds']:.0f} s "
           f"with {meta['jobs']} processes; Triton {meta['triton']}.", "",
           f"Enumerated: {meta['enumerated_by_source']}.", "",

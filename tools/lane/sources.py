@@ -108,27 +108,16 @@ def _logits(model, T, o: CallOptions):
 
 
 def _entries(fm, U):
-    """name -> (option fields the call takes, call(model, T, options))."""
-    def gating(model, T, o):
-        fm.topk_gating_softmax(_logits(model, T, o), model.K, renormalize=o.renormalize)
-
-    def sorting(model, T, o):
-        ids = torch.empty(T, model.K, dtype=torch.int32, device=META)
-        fm.moe_sorting(ids, torch.empty(T, model.K, device=META), model.E, **_sorting_kwargs(model, T, o, U))
-
+    """name -> (option fields the call takes, call(model, T, options)). ``topk_gating_softmax``
+    and ``moe_sorting`` on contiguous (T, K) inputs launch what route(unfused) launches."""
     def route(path):
         def call(model, T, o):
             fm.route(_logits(model, T, o), model.K, renormalize=o.renormalize, path=path,
                      **_sorting_kwargs(model, T, o, U))
         return call
 
-    sort_fields = ("mask", "m", "buf", "layout")
-    return {
-        "gating": (("dtype", "renormalize"), gating),
-        "sorting": (sort_fields, sorting),
-        "route(fused)": (("dtype", "renormalize") + sort_fields, route("fused")),
-        "route(unfused)": (("dtype", "renormalize") + sort_fields, route("unfused")),
-    }
+    fields = ("dtype", "renormalize", "mask", "m", "buf", "layout")
+    return {"route(fused)": (fields, route("fused")), "route(unfused)": (fields, route("unfused"))}
 
 
 def _option_grid(fields, layouts):
@@ -136,6 +125,15 @@ def _option_grid(fields, layouts):
                "m": M_CHOICES, "buf": (True, False), "layout": layouts}
     for values in itertools.product(*(choices[f] for f in fields)):
         yield replace(CallOptions(layout=layouts[0]), **dict(zip(fields, values)))
+
+
+def _seed_tags(T, bench_tokens) -> tuple:
+    """Every seed variant is "seed"; the benchmark's shapes also "bench", its first (decode)
+    and last (largest) ones "bench:decode" / "bench:largest" (tools/lane/sample.py pins them)."""
+    if T not in bench_tokens:
+        return ("seed",)
+    ends = {bench_tokens[0]: ("bench:decode",), bench_tokens[-1]: ("bench:largest",)}
+    return ("seed", "bench", *ends.get(T, ()))
 
 
 def seed_models(recorder: Recorder, tokens=ALL_TOKENS):
@@ -148,8 +146,7 @@ def seed_models(recorder: Recorder, tokens=ALL_TOKENS):
                 label = f"{model.name} {entry}"
                 base = CallOptions(layout=layouts[0])
                 new_at = [T for T in tokens if recorder.call(
-                    f"{label} {base.describe(fields)}", T, lambda: call(model, T, base),
-                    tags=("seed", "bench") if T in TOKENS and entry.startswith("route") else ("seed",))]
+                    f"{label} {base.describe(fields)}", T, lambda: call(model, T, base), tags=_seed_tags(T, TOKENS))]
                 for T in new_at:
                     for o in _option_grid(fields, layouts):
                         recorder.call(f"{label} {o.describe(fields)}", T, lambda: call(model, T, o), tags=("seed",))
