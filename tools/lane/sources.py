@@ -1,10 +1,12 @@
 """The calls that reach every production kernel variant, each made through the public API
 with meta tensors while ``capture.recording`` turns launches into catalogued variants.
 
-- ``seed_models``: DeepSeek-R1 and GPT-OSS-120B (benchmarks/bench_route.py) at every
-  T in 1..16384 with the benchmark's options, then every option combination at each T
-  that produced a new variant (a T whose launches were all seen before adds nothing the
-  options could not reach through an earlier T with the same launches).
+- ``seed_models``: DeepSeek-R1 and GPT-OSS-120B (benchmarks/bench_route.py), ``route`` on
+  both paths ("auto" picks one of them; ``topk_gating_softmax`` and ``moe_sorting`` on
+  contiguous inputs launch what the unfused path launches) at every T in 1..16384 with the
+  benchmark's options, then every option combination at each T that launched a new
+  variant. The options reach the launches through fixed values (M, mask, moe_buf's row,
+  dtypes), so a T whose launches were all seen before adds nothing an earlier T did not.
 - ``fuzz_draws``: cases drawn from the fuzzers' own strategies at campaign sizes
   (fuzz/strategies.py: E_CHOICES + 256/257/384, K 1..8 and K == E, every U, mask, M,
   moe_buf and logits dtype and layout).
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -71,19 +73,20 @@ class CallOptions:
     dtype: str = "bfloat16"
     renormalize: bool = True
     mask: bool = False
-    m: str = "none"  # none | tensor | 0 | 1 | T-1 (M is data: every integer specialisation is reachable)
+    m: str = "none"  # none | tensor | an int (at most T)
     buf: bool = True  # moe_buf bf16 [T, model_dim], as the benchmark passes
     layout: str | None = None
 
-    def describe(self, fields) -> str:
-        """The options among ``fields`` (those the call takes), e.g. "bfloat16 renorm M=tensor moe_buf"."""
+    def describe(self) -> str:
+        """e.g. "bfloat16 renorm M=tensor moe_buf"."""
         bits = {"dtype": self.dtype, "renormalize": "renorm" if self.renormalize else "no-renorm",
                 "mask": "mask" if self.mask else "", "m": "" if self.m == "none" else f"M={self.m}",
                 "buf": "moe_buf" if self.buf else "", "layout": self.layout or ""}
-        return " ".join(bits[f] for f in fields if bits[f])
+        return " ".join(b for b in bits.values() if b)
 
 
-M_CHOICES = ("none", "tensor", "0", "1", "T-1")
+# M is data, any int in [0, T]: one of each integer specialisation (a multiple of 16, 1, other)
+M_CHOICES = ("none", "tensor", "0", "1", "3")
 
 
 def _m_arg(m: str, T: int):
@@ -91,7 +94,7 @@ def _m_arg(m: str, T: int):
         return None
     if m == "tensor":
         return torch.zeros(1, dtype=torch.int32, device=META)
-    return max(0, T - 1) if m == "T-1" else int(m)
+    return min(int(m), T)
 
 
 def _sorting_kwargs(model, T, o: CallOptions, U: int) -> dict:
@@ -107,24 +110,18 @@ def _logits(model, T, o: CallOptions):
     return torch.empty(T, model.E, dtype=getattr(torch, o.dtype), device=META)
 
 
-def _entries(fm, U):
-    """name -> (option fields the call takes, call(model, T, options)). ``topk_gating_softmax``
-    and ``moe_sorting`` on contiguous (T, K) inputs launch what route(unfused) launches."""
-    def route(path):
-        def call(model, T, o):
-            fm.route(_logits(model, T, o), model.K, renormalize=o.renormalize, path=path,
-                     **_sorting_kwargs(model, T, o, U))
-        return call
-
-    fields = ("dtype", "renormalize", "mask", "m", "buf", "layout")
-    return {"route(fused)": (fields, route("fused")), "route(unfused)": (fields, route("unfused"))}
+def _route(fm, U, path):
+    def call(model, T, o: CallOptions):
+        fm.route(_logits(model, T, o), model.K, renormalize=o.renormalize, path=path, **_sorting_kwargs(model, T, o, U))
+    return call
 
 
-def _option_grid(fields, layouts):
+def _option_grid(layouts):
+    """Every CallOptions: each field's choices, crossed."""
     choices = {"dtype": ("bfloat16", "float32", "float16"), "renormalize": (True, False), "mask": (False, True),
                "m": M_CHOICES, "buf": (True, False), "layout": layouts}
-    for values in itertools.product(*(choices[f] for f in fields)):
-        yield replace(CallOptions(layout=layouts[0]), **dict(zip(fields, values)))
+    for values in itertools.product(*choices.values()):
+        yield CallOptions(**dict(zip(choices, values)))
 
 
 def _seed_tags(T, bench_tokens) -> tuple:
@@ -140,16 +137,16 @@ def seed_models(recorder: Recorder, tokens=ALL_TOKENS):
     import fused_moe as fm
     from benchmarks.bench_route import MODELS, TOKENS, U
     layouts = _layouts(fm)
+    base = CallOptions(layout=layouts[0])
     with recorder.session():
         for model in MODELS.values():
-            for entry, (fields, call) in _entries(fm, U).items():
-                label = f"{model.name} {entry}"
-                base = CallOptions(layout=layouts[0])
+            for path in ("fused", "unfused"):
+                call, label = _route(fm, U, path), f"{model.name} route({path})"
                 new_at = [T for T in tokens if recorder.call(
-                    f"{label} {base.describe(fields)}", T, lambda: call(model, T, base), tags=_seed_tags(T, TOKENS))]
+                    f"{label} {base.describe()}", T, lambda: call(model, T, base), tags=_seed_tags(T, TOKENS))]
                 for T in new_at:
-                    for o in _option_grid(fields, layouts):
-                        recorder.call(f"{label} {o.describe(fields)}", T, lambda: call(model, T, o), tags=("seed",))
+                    for o in _option_grid(layouts):
+                        recorder.call(f"{label} {o.describe()}", T, lambda: call(model, T, o), tags=("seed",))
 
 
 # --------------------------------------------------------------------------- fuzz draws
