@@ -52,8 +52,8 @@ def _parse(argv):
                    help="more launches: FUNCTION(recorder) records them (e.g. tests' planted kernels)")
     p.add_argument("--tokens", help="seed-model token counts, e.g. 1,17 (default 1..16384)")
     p.add_argument("--fuzz-examples", type=int, default=DEFAULT_FUZZ_EXAMPLES, help="cases drawn per strategy")
-    p.add_argument("--shard", type=_shard, metavar="I/N", help="compile every N-th selected variant from the I-th (0 <= I < N): "
-                   "N machines together compile the selection")
+    p.add_argument("--shard", type=_shard, metavar="I/N",
+                   help="every N-th selected variant from the I-th (0 <= I < N): N machines share the work")
     p.add_argument("--max-variants", type=int, help="compile at most this many (first of the sample's order)")
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="compile processes (default: every core)")
     return p.parse_args(argv)

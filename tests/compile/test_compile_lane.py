@@ -58,7 +58,8 @@ def test_untraceable_runtime_loop_fails_on_every_arch(tmp_path):
     assert sorted(f["arch"] for f in fails) == sorted(archs)
     for f in fails:
         assert f["rule"] == "compile error" and f["kernel"] == "loop_type_change_kernel"
-        assert f["message"].startswith(f"loop_type_change_kernel-") and f"on {f['arch']} does not compile" in f["message"]
+        assert f["message"].startswith("loop_type_change_kernel-")
+        assert f"on {f['arch']} does not compile" in f["message"]
         assert "Loop-carried variable acc has initial type int32 but is re-assigned to fp32" in f["detail"]
         assert "for z in range(zs, ze):" in f["detail"], "the message points at the loop"
     assert "FAIL: compile error (3)" in md

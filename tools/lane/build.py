@@ -6,8 +6,8 @@ Resources come from the compiled artefacts, not from a device:
   = static LDS) and its ``; Occupancy`` line; plus the LDS Triton allocates at launch
   (``metadata.shared``).
 - NVIDIA: ``cuobjdump -res-usage`` of the cubin (REG, SHARED, STACK, LOCAL; the tool ships
-  in the Triton wheel). Triton kernels make no calls and keep no local arrays, so any stack
-  or local memory is register spilling.
+  in the Triton wheel). Triton inlines every call and keeps tensors in registers, so stack or
+  local memory is spilling (or a register array indexed at run time: as slow).
 """
 from __future__ import annotations
 

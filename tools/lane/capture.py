@@ -41,7 +41,7 @@ class Variant:
     kernel: JITFunction
     options: tuple  # ((name, value), ...): num_warps and any other launch option
     specs: dict  # family -> Spec
-    origins: dict = field(default_factory=dict)  # source label -> sorted token counts (or [])
+    origins: dict = field(default_factory=dict)  # source label -> set of token counts T (empty: no T)
     tags: set = field(default_factory=set)
 
     @property

@@ -61,8 +61,8 @@ def judge(variant, row: dict) -> list[Finding]:
                            f"workgroup, above {arch.name}'s limit of {arch.lds_limit} ({arch.lds_limit // 1024} KiB)"))
     hot = is_hot(variant)
     if row["spills"] or row["scratch"]:
-        what = (f"spills to scratch ({row['vgpr_spill']} VGPRs, {row['scratch']} bytes per lane)" if arch.family == "hip"
-                else f"spills ({row['scratch']} bytes of stack/local memory per thread)")
+        what = (f"spills to scratch ({row['vgpr_spill']} VGPRs, {row['scratch']} bytes per lane)"
+                if arch.family == "hip" else f"spills ({row['scratch']} bytes of stack/local memory per thread)")
         out.append(finding("fail" if hot else "warn", "spill in a hot kernel" if hot else "spill", what))
     if hot and row.get("sgpr_spill"):
         out.append(finding("warn", "SGPR spill", f"spills {row['sgpr_spill']} SGPRs into VGPR lanes"))

@@ -45,7 +45,7 @@ def _varying(variants) -> dict:
 
 def _per_arch(rows) -> list[str]:
     lines = ["| arch | wave | compiled | errors | max registers (variant) | max LDS / limit (variant) | spills "
-             "| min occupancy of a kernel whose grid grows with T (variant, limiter) |", "|---|---|---|---|---|---|---|---|"]
+             "| min occupancy of a kernel whose grid grows with T (variant, limiter) |", "|---" * 8 + "|"]
     for arch in targets.ARCHS.values():
         mine = [r for r in rows if r["arch"] == arch.name]
         ok = [r for r in mine if r["status"] == "ok"]
@@ -72,7 +72,7 @@ def _span(values) -> str:
 
 
 def _per_kernel(rows) -> list[str]:
-    lines = ["| kernel | arch | variants | registers | LDS bytes | scratch bytes | occupancy |", "|---|---|---|---|---|---|---|"]
+    lines = ["| kernel | arch | variants | registers | LDS bytes | scratch bytes | occupancy |", "|---" * 7 + "|"]
     groups = collections.defaultdict(list)
     for r in rows:
         if r["status"] == "ok":
@@ -107,8 +107,9 @@ def _variant_table(variants, rows, archs) -> list[str]:
              "| variant | warps | constexprs that vary | reached from | " + " | ".join(archs) + " |",
              "|---|---|---|---|" + "---|" * len(archs)]
     for v in variants:
-        lines.append(f"| {v.id} | {dict(v.options).get('num_warps', 4)} | {_constexpr_text(v, varying.get(v.name, set()))} "
-                     f"| {v.origin()} | " + " | ".join(cells.get((v.id, a), "") for a in archs) + " |")
+        warps, constexprs = dict(v.options).get("num_warps", 4), _constexpr_text(v, varying.get(v.name, set()))
+        lines.append(f"| {v.id} | {warps} | {constexprs} | {v.origin()} | "
+                     + " | ".join(cells.get((v.id, a), "") for a in archs) + " |")
     return lines
 
 

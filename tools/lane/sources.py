@@ -49,11 +49,8 @@ class Recorder:
         return self._new
 
     def session(self, stop_after_launch=False):
-        def on_launch(fn, args, kwargs):
-            self.on_launch(fn, args, kwargs)
-            if stop_after_launch:
-                raise LaunchRecorded(fn.__name__)
-        return recording(on_launch)
+        """The recording context for this recorder's calls (see ``capture.recording``)."""
+        return recording(self.on_launch, stop_after_launch)
 
 
 # --------------------------------------------------------------------------- seed models
