@@ -169,18 +169,24 @@ def _unmodified(inputs: dict, snapshots: dict) -> oracles.CheckReport:
                                ["input modified"] if changed else [])
 
 
-def _guards(p: buffers.Poisoned, allocs_before: list) -> oracles.CheckReport:
+def _guards(p: buffers.Poisoned, bases_before: list) -> oracles.CheckReport:
+    """Canaries around each buffer: LEAD elements before its start, GUARD past its end."""
     rep = oracles.CheckReport()
-    for name, view, before, after in zip(p.names, p.views, allocs_before, p.allocations):
-        n = view.numel()
-        b = before.reshape(-1).view(_torch().int32)[n:]
-        a = after.detach().cpu().reshape(-1).view(_torch().int32)[n:]
-        hit = (a != b).nonzero().reshape(-1).tolist()
-        for i in hit[:4]:
-            rep.problems.append(f"{name}[{n + i}] past the buffer end (its production length is {n}) was "
-                                f"overwritten: 0x{int(b[i]) & 0xFFFFFFFF:08x} -> 0x{int(a[i]) & 0xFFFFFFFF:08x}")
-        if hit and "written past the buffer end" not in rep.kinds:
-            rep.kinds.append("written past the buffer end")
+    torch = _torch()
+    for name, view, before, after in zip(p.names, p.views, bases_before, p.bases):
+        n, lead = view.numel(), buffers.LEAD
+        b = before.reshape(-1).view(torch.int32)
+        a = after.detach().cpu().reshape(-1).view(torch.int32)
+        for kind, lo, hi in (("written before the buffer start", 0, lead),
+                             ("written past the buffer end", lead + n, a.numel())):
+            hit = (a[lo:hi] != b[lo:hi]).nonzero().reshape(-1).tolist()
+            for i in hit[:4]:
+                k = lo + i
+                rep.problems.append(f"{name}[{k - lead}] {kind.split(' ', 1)[1]} (its production length is {n}) "
+                                    f"was overwritten: 0x{int(b[k]) & 0xFFFFFFFF:08x} -> "
+                                    f"0x{int(a[k]) & 0xFFFFFFFF:08x}")
+            if hit and kind not in rep.kinds:
+                rep.kinds.append(kind)
     return rep
 
 
@@ -196,7 +202,7 @@ def _call(target: Target, prop: str, case, args: tuple, inputs: dict, options: O
     m_arg = o.m_arg(device)
     watched = {**inputs, "expert_mask": mask, "num_local_tokens": m_arg if isinstance(m_arg, torch.Tensor) else None}
     snapshots = {k: _bits(v) for k, v in watched.items() if v is not None}
-    allocs_before = [] if poisoned is None else [_host(a) for a in poisoned.allocations]
+    bases_before = [] if poisoned is None else [_host(a) for a in poisoned.bases]
     before = None if poisoned is None else {n: _host(v) for n, v in zip(poisoned.names, poisoned.views)}
     kwargs = target.kwargs(unit_size=o.unit_size if options is not None else None, expert_mask=mask,
                            num_local_tokens=m_arg, moe_buf=moe_buf, **extra,
@@ -208,7 +214,7 @@ def _call(target: Target, prop: str, case, args: tuple, inputs: dict, options: O
         out = {n: _host(v) for n, v in fields_of(result, names, target, prop, case).items()}
     problems = _unmodified(watched, snapshots)
     if poisoned is not None:
-        problems = problems.merged(_guards(poisoned, allocs_before))
+        problems = problems.merged(_guards(poisoned, bases_before))
     M = T if o.num_local_tokens is None else o.num_local_tokens
     return Run(out, before, problems, moe_before, None if moe_buf is None else _host(moe_buf), M)
 
@@ -273,8 +279,13 @@ def gating_property(target: Target, case: GatingCase, device="cpu") -> None:
     """Top-k ids and weights agree with the oracle (SPEC section 1) modulo the convention."""
     conv = target.convention
     x = case.logits.tensor(device)
-    run = _call(target, "gating", case, (x, case.topk), {"logits": x}, None, None, buffers.GATING_FIELDS
-                if conv.weights != "none" else ("topk_ids",), device, renormalize=case.renormalize)
+    names = buffers.GATING_FIELDS if conv.weights != "none" else ("topk_ids",)
+    # A target with an out= parameter gets canary-filled buffers: a read of its own output
+    # before the store lands (or a slot never stored) then shows as the canary.
+    poisoned = buffers.poisoned(buffers.gating_fields(x.shape[0], case.topk, conv.weights_dtype), device) \
+        if "out" in target.kwargs(out=None) and conv.weights != "none" else None
+    run = _call(target, "gating", case, (x, case.topk), {"logits": x}, None, poisoned, names, device,
+                renormalize=case.renormalize)
     _fail(target, "gating", case,
           run.problems.merged(judge_gating(conv, case.logits.values, case.topk, case.renormalize, run.out)))
 
@@ -284,8 +295,9 @@ def sorting_property(target: Target, case: SortingCase, device="cpu") -> None:
     torch = _torch()
     conv, o = target.convention, case.options
     T, K = case.topk_ids.shape
-    ids = torch.from_numpy(case.topk_ids.copy()).to(device)
-    w = torch.from_numpy(case.topk_weights.copy()).to(device)
+    # Inputs cut from larger allocations (fuzz.buffers.guarded_input): a consumed over-read shows.
+    ids = buffers.guarded_input(case.topk_ids.astype(np.int32), device)
+    w = buffers.guarded_input(case.topk_weights.astype(np.float32), device)
     poisoned = buffers.poisoned_sorting(conv.layout, conv.capacity, T, K, case.num_experts, o.unit_size, device) \
         if _wants_out(target, o) else None
     run = _call(target, "sorting", case, (ids, w, case.num_experts), {"topk_ids": ids, "topk_weights": w}, o,
