@@ -442,28 +442,83 @@ def check(prop: str, target, case, device="cpu") -> None:
 #: budget: Hypothesis's generation is clustered, so a bug class that a single derandomized
 #: 60-example run can miss is still one the CI run as a whole should catch.
 HUNT_EXAMPLES = 200
+#: The seed every hunt starts from unless told otherwise. Pinned, not derived from the loaded
+#: profile: ``derandomize`` (the ci profile) seeds from the test function's source and the
+#: dev / campaign profiles draw a fresh seed per run, so a hunt under them could find (and
+#: shrink to) another case each time -- sorting_global_block_ids once shrank to K=5 under dev.
+#: With the seed pinned and no example database, a hunt replays the same examples whatever
+#: profile is loaded, so tests/quality can pin the exact minimal case.
+HUNT_SEED = 0
 
 
-def failing_case(prop: str, target, *, max_examples: int = HUNT_EXAMPLES, device="cpu"):
-    """The minimal case on which ``target`` fails property ``prop`` (``hypothesis.find`` under
-    the loaded profile, inside the target's domain), or None when none is found."""
-    from hypothesis import find, settings
-    from hypothesis.errors import NoSuchExample
+class _Found(Exception):
+    """Raised by a hunt's test body on a failing case: ONE exception type from ONE place, so
+    Hypothesis shrinks every failure as the same bug (as ``hypothesis.find`` does)."""
 
-    from fuzz.strategies import cases_for
+
+class _TimeUp(BaseException):
+    """Raised at a hunt's deadline: a BaseException, so Hypothesis lets it through unshrunk."""
+
+
+class Hunt(NamedTuple):
+    """What a hunt for a failing case found."""
+
+    case: object  # the smallest failing case seen (None: none found)
+    failure: TargetFailure | None  # the target's failure on ``case``
+    examples: int  # target calls made, shrinking included
+    seconds: float
+    first_examples: int | None  # calls up to and including the first failing one
+    first_seconds: float | None
+    timed_out: bool  # stopped at ``seconds`` (a shrink cut short keeps its best case so far)
+
+
+def hunt(prop: str, target, *, max_examples: int = HUNT_EXAMPLES, seconds: float | None = None,
+         seed: int = HUNT_SEED, device="cpu", limits=None) -> Hunt:
+    """Generate cases of property ``prop`` inside ``target``'s domain until one fails (at most
+    ``max_examples`` generated, ``seconds`` in all), then shrink it. Deterministic for a given
+    ``seed`` whatever Hypothesis profile is loaded (see :data:`HUNT_SEED`)."""
+    import time
+
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import seed as hypothesis_seed
+
+    from fuzz.strategies import CI_LIMITS, cases_for
 
     check_fn = PROPERTIES[prop].check
+    one = next(iter(target.values())) if isinstance(target, dict) else target
+    start = time.monotonic()
+    state = {"examples": 0, "first": None, "case": None, "failure": None}
 
-    def fails(case) -> bool:
+    @settings(settings.get_profile("default"), max_examples=max_examples, database=None, deadline=None,
+              derandomize=False, report_multiple_bugs=False, verbosity=Verbosity.quiet, print_blob=False,
+              suppress_health_check=list(HealthCheck), phases=(Phase.explicit, Phase.generate, Phase.shrink))
+    @given(cases_for(prop, one, limits or CI_LIMITS))
+    def search(case):
+        if seconds is not None and time.monotonic() - start > seconds:
+            raise _TimeUp
+        state["examples"] += 1
         try:
             check_fn(target, case, device)
-        except TargetFailure:
-            return True
-        return False
+        except TargetFailure as failure:
+            if state["first"] is None:
+                state["first"] = (state["examples"], time.monotonic() - start)
+            # Shrinking only tries smaller cases: the last failing one is the best so far.
+            state["case"], state["failure"] = case, failure
+            raise _Found from None
 
-    one = next(iter(target.values())) if isinstance(target, dict) else target
-    s = settings(settings.default, max_examples=max_examples, database=None)
+    timed_out = False
     try:
-        return find(cases_for(prop, one), fails, settings=s)
-    except NoSuchExample:
-        return None
+        hypothesis_seed(seed)(search)()
+    except _Found:
+        pass
+    except _TimeUp:
+        timed_out = True
+    first_examples, first_seconds = state["first"] or (None, None)
+    return Hunt(state["case"], state["failure"], state["examples"], time.monotonic() - start, first_examples,
+                first_seconds, timed_out)
+
+
+def failing_case(prop: str, target, *, max_examples: int = HUNT_EXAMPLES, device="cpu", seed: int = HUNT_SEED):
+    """The minimal case on which ``target`` fails property ``prop`` (a :func:`hunt` with the
+    pinned seed, inside the target's domain), or None when none is found."""
+    return hunt(prop, target, max_examples=max_examples, device=device, seed=seed).case
