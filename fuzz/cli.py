@@ -1,4 +1,5 @@
 """``python -m fuzz run``: fuzz one or more targets against the oracle for a bounded time.
+(``python -m fuzz power``, the fuzzers measured on planted bugs, is :mod:`fuzz.power`.)
 
 Exit codes: 0 clean, 1 a target failed (a repro is written for each finding), 2 a usage
 error, a harness error, or a target that ran no example.
@@ -157,11 +158,16 @@ def run(argv=None) -> int:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "run":
-        print("usage: python -m fuzz run [options]   (python -m fuzz run --help)", file=sys.stderr)
+    if not argv or argv[0] not in ("run", "power"):
+        print("usage: python -m fuzz run|power [options]   (python -m fuzz run --help, python -m fuzz power --help)",
+              file=sys.stderr)
         return 2
+    if argv[0] == "power":
+        from fuzz import power as command
+    else:
+        command = sys.modules[__name__]
     try:
-        return run(argv[1:])
+        return command.run(argv[1:])
     except UsageError as exc:
-        print(f"python -m fuzz run: error: {exc}", file=sys.stderr)
+        print(f"python -m fuzz {argv[0]}: error: {exc}", file=sys.stderr)
         return 2

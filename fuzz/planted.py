@@ -33,7 +33,6 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 import oracles
-from fuzz import buffers
 from fuzz.conventions import CK, VLLM
 from fuzz.properties import Target
 from fuzz.targets.oracle import gating as oracle_gating
