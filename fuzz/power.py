@@ -26,8 +26,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-#: The CI budget (tests/quality): examples per hunt, and a wall-clock bound per hunt.
-CI_EXAMPLES = 200
+#: The CI budget (tests/quality) is fuzz.properties.HUNT_EXAMPLES examples per hunt, unless a
+#: catalogue entry declares more; a wall-clock bound per hunt on top.
 CI_SECONDS = 60.0
 #: Controls run a smaller budget: under the Triton interpreter a kernel call takes tens to
 #: hundreds of milliseconds.
@@ -54,9 +54,11 @@ class Row:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from fuzz.properties import HUNT_EXAMPLES
     p = argparse.ArgumentParser(prog="python -m fuzz power", description=__doc__.splitlines()[0])
-    p.add_argument("--examples", type=int, default=CI_EXAMPLES, metavar="N",
-                   help=f"generated cases per planted bug and property (default {CI_EXAMPLES}, the CI budget)")
+    p.add_argument("--examples", type=int, default=None, metavar="N",
+                   help=f"generated cases per planted bug and property (default: each bug's CI budget, "
+                        f"{HUNT_EXAMPLES} or the larger one its catalogue entry declares)")
     p.add_argument("--seconds", type=float, default=CI_SECONDS, metavar="S",
                    help=f"wall-clock bound per planted bug and property, shrinking included (default {CI_SECONDS:g})")
     p.add_argument("--control-examples", type=int, default=CONTROL_EXAMPLES, metavar="N",
@@ -112,7 +114,8 @@ def measure(args) -> tuple[list[Row], list[Row]]:
     bugs, controls = [], []
     for p in chosen:
         for prop in p.properties:
-            bugs.append(_hunt("planted", p.name, prop, planted.target_for(p, prop), args.examples, args.seconds,
+            examples = args.examples or p.examples or fp.HUNT_EXAMPLES
+            bugs.append(_hunt("planted", p.name, prop, planted.target_for(p, prop), examples, args.seconds,
                               seed, args.device, p.source))
             print(_line(bugs[-1]), flush=True)
     if args.no_controls:
@@ -203,14 +206,18 @@ def markdown(bugs: list[Row], controls: list[Row], s: dict, budget: str) -> str:
 def run(argv=None) -> int:
     from fuzz.cli import UsageError, _select_device
     args = _parser().parse_args(argv)
-    if min(args.examples, args.control_examples) < 1 or min(args.seconds, args.control_seconds) <= 0:
+    if min(args.examples or 1, args.control_examples) < 1 or min(args.seconds, args.control_seconds) <= 0:
         raise UsageError("--examples / --control-examples must be >= 1 and --seconds / --control-seconds > 0")
     args.device = _select_device(args.device)
     from fuzz import planted
+    from fuzz import properties as fp
     unknown = [n for n in args.only or () if n not in planted.BY_NAME]
     if unknown:
         raise UsageError(f"unknown planted bug(s) {', '.join(unknown)}; known: {', '.join(planted.BY_NAME)}")
-    budget = (f"budget: {args.examples} examples / {args.seconds:g} s per planted bug and property; controls "
+    ci = {p.name: p.examples for p in planted.PLANTED if p.examples and (not args.only or p.name in args.only)}
+    examples = f"{args.examples} examples" if args.examples else \
+        "the CI budget: " + ", ".join([f"{fp.HUNT_EXAMPLES} examples"] + [f"{n} for {k}" for k, n in ci.items()])
+    budget = (f"budget: {examples} / {args.seconds:g} s per planted bug and property; controls "
               f"{args.control_examples} examples / {args.control_seconds:g} s; device {args.device}")
     print(budget + "\n" + HEADER, flush=True)
     started = time.monotonic()

@@ -17,6 +17,7 @@ inputs are unmodified.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 from dataclasses import dataclass, field
@@ -451,6 +452,30 @@ HUNT_EXAMPLES = 200
 HUNT_SEED = 0
 
 
+@contextlib.contextmanager
+def _no_local_constants():
+    """Hypothesis mixes into generation constants mined from the source of every "local"
+    module imported so far (this repository's fuzz/, oracles/, fused_moe/; cached on first
+    use), so one seed drew different cases in a process that had imported fused_moe than in
+    one that had not. During a hunt the pool of local constants is empty and the cache
+    private: the cases depend on the seed alone. Hypothesis internals: if they move, the
+    hunt still runs, and tests/quality's determinism test says so."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+        saved = providers._get_local_constants, providers.CONSTANTS_CACHE
+        empty = Constants()
+        providers._get_local_constants = lambda: empty
+        providers.CONSTANTS_CACHE = type(saved[1])(1024)
+    except (ImportError, AttributeError, TypeError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        providers._get_local_constants, providers.CONSTANTS_CACHE = saved
+
+
 class _Found(Exception):
     """Raised by a hunt's test body on a failing case: ONE exception type from ONE place, so
     Hypothesis shrinks every failure as the same bug (as ``hypothesis.find`` does)."""
@@ -508,7 +533,8 @@ def hunt(prop: str, target, *, max_examples: int = HUNT_EXAMPLES, seconds: float
 
     timed_out = False
     try:
-        hypothesis_seed(seed)(search)()
+        with _no_local_constants():
+            hypothesis_seed(seed)(search)()
     except _Found:
         pass
     except _TimeUp:

@@ -56,14 +56,16 @@ PINS = {
         dtype='float32', strided=(0, 0), renormalize=True, logits=[[0.0, 0.0]], options='U=1, out=poisoned'),
     ('gating_nan_row_id_minus_one', 'gating'): pin('out-of-range ids', size={'T': 1, 'E': 1, 'K': 1},
         dtype='float32', strided=(0, 0), renormalize=True, logits=[[NEG_NAN]]),
-    # not the minimum, which is T=1, [[nan]], no M: the garbage rows past M keep it at T=2
+    # not the minimum, which is the same without M
     ('gating_nan_row_id_minus_one', 'route'): pin('gating: out-of-range ids', minimal=False,
-        size={'T': 2, 'E': 1, 'K': 1, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
-        logits=[[NAN], [NAN]], options='U=1, M=0, out=poisoned'),
+        size={'T': 1, 'E': 1, 'K': 1, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True, logits=[[NAN]],
+        options='U=1, M=0, out=poisoned'),
     ('gating_nan_repeats_id', 'gating'): pin('wrong ids', size={'T': 1, 'E': 2, 'K': 1}, dtype='float32',
         strided=(0, 0), renormalize=True, logits=[[0.0, NEG_NAN]]),
-    ('gating_nan_repeats_id', 'route'): pin('gating: wrong ids', size={'T': 1, 'E': 2, 'K': 1, 'U': 1},
-        dtype='float32', strided=(0, 0), renormalize=True, logits=[[0.0, NEG_NAN]], options='U=1, out=poisoned'),
+    # not the minimum, which is K=1, [[0, nan]], no M
+    ('gating_nan_repeats_id', 'route'): pin('gating: rows with repeated ids', minimal=False,
+        size={'T': 1, 'E': 2, 'K': 2, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
+        logits=[[NAN, NAN]], options='U=1, M=0, out=poisoned'),
     ('gating_not_renormalized', 'gating'): pin('weights out of tolerance', size={'T': 1, 'E': 2, 'K': 1},
         dtype='float32', strided=(0, 0), renormalize=True, logits=[[0.0, -1.0]]),
     ('gating_not_renormalized', 'route'): pin('gating: weights out of tolerance',
@@ -82,52 +84,51 @@ PINS = {
     ('gating_batch_dependent', 'batch'): pin('depends on the batch', size={'T': 1, 'E': 1, 'K': 1}, dtype='float32',
         strided=(0, 0), renormalize=True, logits=[[0.0]], rows=[0], other_batch=17),
     ('gating_padded_lane_wins_tie', 'gating'): pin('out-of-range ids', size={'T': 1, 'E': 3, 'K': 1},
-        dtype='float32', strided=(0, 0), renormalize=True, logits=[[NEG_NAN, NAN, NAN]]),
-    # not the minimum, which is K=1, [[nan, nan, nan]], no M
+        dtype='float32', strided=(0, 0), renormalize=True, logits=[[-INF, -INF, -INF]]),
+    # not the minimum, which is K=1, [[-inf, -inf, -inf]], no M
     ('gating_padded_lane_wins_tie', 'route'): pin('gating: out-of-range ids', minimal=False,
         size={'T': 1, 'E': 3, 'K': 3, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
         logits=[[NAN, -13.21048641204834, 64.04226684570312]], options='U=1, M=0, out=poisoned'),
-    ('gating_negative_nan_key', 'gating'): pin('wrong ids', size={'T': 1, 'E': 2, 'K': 1}, dtype='float32',
-        strided=(0, 0), renormalize=True, logits=[[NEG_NAN, NAN]]),
-    # not the minimum, which is no mask
+    # not the minimum, which is E=2, [[-nan, nan]]
+    ('gating_negative_nan_key', 'gating'): pin('wrong ids', minimal=False, size={'T': 1, 'E': 5, 'K': 1},
+        dtype='float32', strided=(0, 0), renormalize=True, logits=[[NEG_NAN, NEG_NAN, NEG_NAN, NAN, NAN]]),
+    # not the minimum, which is the same without the mask
     ('gating_negative_nan_key', 'route'): pin('gating: wrong ids', minimal=False,
         size={'T': 1, 'E': 2, 'K': 1, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
         logits=[[NEG_NAN, NAN]], options='U=1, mask=[1, 1](int32), out=poisoned'),
-    # not the minimum, which is T=1, E=5, K=3: stuck at T=17 in the threshold token regime
-    ('gating_bitonic_nonpow2_k', 'gating'): pin('wrong ids', minimal=False, size={'T': 17, 'E': 5, 'K': 3},
-        dtype='float32', strided=(0, 0), renormalize=True),
+    ('gating_bitonic_nonpow2_k', 'gating'): pin('wrong ids', size={'T': 1, 'E': 5, 'K': 3}, dtype='float32',
+        strided=(0, 0), renormalize=True, logits=[[2.0, 1.0, -1.0, -2.0, 0.0]]),
     # not the minimum, which is E=5, K=3
     ('gating_bitonic_nonpow2_k', 'route'): pin('gating: wrong ids', minimal=False,
-        size={'T': 1, 'E': 8, 'K': 6, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
-        logits=[[3.0, 2.0, 1.0, 0.0, -1.0, -3.0, -4.0, -2.0]], options='U=1, out=poisoned'),
-    ('gating_all_negative_init_zero', 'gating'): pin('wrong ids', size={'T': 1, 'E': 2, 'K': 1}, dtype='float32',
-        strided=(0, 0), renormalize=True, logits=[[-1.0, 0.0]]),
+        size={'T': 1, 'E': 8, 'K': 5, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
+        logits=[[3.0, 2.0, 1.0, 0.0, -2.0, -3.0, -4.0, -1.0]], options='U=1, out=poisoned'),
+    # not the minimum, which is K=1, [[-1, 0]]
+    ('gating_all_negative_init_zero', 'gating'): pin('rows with repeated ids', minimal=False,
+        size={'T': 1, 'E': 2, 'K': 2}, dtype='float32', strided=(0, 0), renormalize=True, logits=[[0.0, -1.0]]),
     # not the minimum, which is K=1, [[-1, 0]]
     ('gating_all_negative_init_zero', 'route'): pin('gating: rows with repeated ids', minimal=False,
         size={'T': 1, 'E': 2, 'K': 2, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
         logits=[[0.0, -1.0]], options='U=1, out=poisoned'),
     ('gating_reads_own_output', 'gating'): pin('NaN weights', size={'T': 1, 'E': 1, 'K': 1}, dtype='float32',
         strided=(0, 0), renormalize=True, logits=[[0.0]]),
-    ('gating_unwritten_candidate_slots', 'gating'): pin('wrong ids', size={'T': 1, 'E': 2, 'K': 1}, dtype='float32',
-        strided=(0, 0), renormalize=True, logits=[[-1.0, 0.0]]),
+    # not the minimum, which is K=1, [[-1, 0]]
+    ('gating_unwritten_candidate_slots', 'gating'): pin('rows with repeated ids', minimal=False,
+        size={'T': 1, 'E': 2, 'K': 2}, dtype='float32', strided=(0, 0), renormalize=True, logits=[[0.0, -1.0]]),
     # not the minimum, which is K=1, [[-1, 0]]
     ('gating_unwritten_candidate_slots', 'route'): pin('gating: rows with repeated ids', minimal=False,
         size={'T': 1, 'E': 2, 'K': 2, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
         logits=[[0.0, -1.0]], options='U=1, out=poisoned'),
     ('gating_nan_clamped_to_zero', 'gating'): pin('wrong ids', size={'T': 1, 'E': 2, 'K': 1}, dtype='float32',
-        strided=(0, 0), renormalize=True, logits=[[0.0, INF]]),
-    # not the minimum, which is T=1, [[0, inf]], no M
+        strided=(0, 0), renormalize=True, logits=[[NEG_NAN, 0.0]]),
+    # not the minimum, which is T=1, [[nan, 0]], no M: stuck at T=17 in the threshold token regime
     ('gating_nan_clamped_to_zero', 'route'): pin('gating: wrong ids', minimal=False,
-        size={'T': 3, 'E': 2, 'K': 1, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
-        logits=[[12.57302188873291, -13.21048641204834], [64.04226684570312, 10.490012168884277],
-                [-53.56693649291992, NAN]],
-        options='U=1, M=0, out=poisoned'),
+        size={'T': 17, 'E': 2, 'K': 1, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
+        options='U=1, M=14, out=poisoned'),
     ('gating_padding_lane_index_zero', 'gating'): pin('rows with repeated ids', size={'T': 1, 'E': 2, 'K': 2},
-        dtype='float32', strided=(0, 0), renormalize=True, logits=[[0.0, NEG_NAN]]),
-    # not the minimum, which is [[0, nan]], no M
-    ('gating_padding_lane_index_zero', 'route'): pin('gating: rows with repeated ids', minimal=False,
+        dtype='float32', strided=(0, 0), renormalize=True, logits=[[-INF, -INF]]),
+    ('gating_padding_lane_index_zero', 'route'): pin('gating: rows with repeated ids',
         size={'T': 1, 'E': 2, 'K': 2, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
-        logits=[[NAN, NAN]], options='U=1, M=0, out=poisoned'),
+        logits=[[0.0, NEG_NAN]], options='U=1, out=poisoned'),
     ('gating_finite_mask_sentinel', 'gating'): pin('rows with repeated ids', size={'T': 1, 'E': 2, 'K': 2},
         dtype='float32', strided=(0, 0), renormalize=True, logits=[[0.0, -1.0]]),
     ('gating_finite_mask_sentinel', 'route'): pin('gating: rows with repeated ids',
@@ -146,39 +147,36 @@ PINS = {
     ('gating_row_stride_ignored', 'route'): pin('gating: weights out of tolerance', minimal=False,
         size={'T': 2, 'E': 2, 'K': 2, 'U': 1}, dtype='float32', strided=(1, 0), renormalize=True,
         logits=[[0.0, -1.0], [0.0, -1.0]], options='U=1, out=poisoned'),
-    ('sorting_pad_extra_block', 'sorting'): pin('num_valid_ids wrong',
-        size={'T': 1, 'E': 1, 'K': 1, 'U': 1}, ids=[[0]], options='U=1, out=poisoned'),
-    ('sorting_pad_extra_block', 'route'): pin('sorting: num_valid_ids wrong',
-        size={'T': 1, 'E': 1, 'K': 1, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True, logits=[[0.0]],
-        options='U=1, out=poisoned'),
-    ('sorting_empty_expert_block', 'sorting'): pin('num_valid_ids wrong',
-        size={'T': 0, 'E': 1, 'K': 1, 'U': 1}, ids=[], options='U=1, out=poisoned'),
+    ('sorting_pad_extra_block', 'sorting'): pin('num_valid_ids wrong', size={'T': 1, 'E': 1, 'K': 1, 'U': 1},
+        ids=[[0]], options='U=1, out=poisoned'),
+    ('sorting_pad_extra_block', 'route'): pin('sorting: num_valid_ids wrong', size={'T': 1, 'E': 1, 'K': 1, 'U': 1},
+        dtype='float32', strided=(0, 0), renormalize=True, logits=[[0.0]], options='U=1, out=poisoned'),
     # not the minimum, which is T=0
-    ('sorting_empty_expert_block', 'route'): pin('sorting: sorted_token_ids canaries overwritten', minimal=False,
-        size={'T': 1, 'E': 1, 'K': 1, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True, logits=[[NAN]],
-        options='U=1, mask=[1](int32), M=0, out=poisoned'),
-    # not the minimum, which is K=1, ids [[1]]
-    ('sorting_global_block_ids', 'sorting'): pin('sorted_expert_ids differences', minimal=False,
-        size={'T': 1, 'E': 2, 'K': 2, 'U': 1}, ids=[[0, 1]], options='U=1, mask=[0, 1](int32), out=poisoned'),
+    ('sorting_empty_expert_block', 'sorting'): pin('sorted_token_ids canaries overwritten', minimal=False,
+        size={'T': 1, 'E': 1, 'K': 1, 'U': 1}, ids=[[1]], options='U=1, M=0, out=poisoned'),
+    ('sorting_empty_expert_block', 'route'): pin('sorting: num_valid_ids wrong',
+        size={'T': 0, 'E': 1, 'K': 1, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True, logits=[],
+        options='U=1, out=poisoned'),
+    ('sorting_global_block_ids', 'sorting'): pin('sorted_expert_ids differences',
+        size={'T': 1, 'E': 2, 'K': 1, 'U': 1}, ids=[[1]], options='U=1, mask=[0, 1](int32), out=poisoned'),
     # not the minimum, which is K=1, logits [[-1, 0]]
     ('sorting_global_block_ids', 'route'): pin('sorting: sorted_expert_ids differences', minimal=False,
         size={'T': 1, 'E': 2, 'K': 2, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
         logits=[[0.0, -1.0]], options='U=1, mask=[0, 1](int32), out=poisoned'),
-    # not the minimum, which is T=2, M=1, U=2: stuck in the threshold token regime
+    # not the minimum, which is T=2, M=1, U=2: stuck at T=17 in the threshold token regime
     ('sorting_sentinel_T', 'sorting'): pin('sorted_token_ids differences', minimal=False,
-        size={'T': 16, 'E': 1, 'K': 1, 'U': 2},
-        ids=[[0], [0], [0], [0], [0], [0], [0], [0], [0], [0], [0], [0], [0], [0], [0], [1]],
-        options='U=2, M=15, out=poisoned'),
-    # not the minimum, which is T=2, M=1, U=2
+        size={'T': 17, 'E': 1, 'K': 1, 'U': 2}, options='U=2, M=15, out=poisoned'),
+    # not the minimum, which is T=2, M=1, U=2: stuck at T=17 in the threshold token regime
     ('sorting_sentinel_T', 'route'): pin('sorting: sorted_token_ids differences', minimal=False,
         size={'T': 17, 'E': 1, 'K': 1, 'U': 2}, dtype='float32', strided=(0, 0), renormalize=True,
         options='U=2, M=15, out=poisoned'),
-    # not the minimum, which is E=1, ids [[0, 0], [0, 0]]
+    # not the minimum, which is E=1, U=1, ids [[0, 0], [0, 0]]
     ('sorting_slot_major', 'sorting'): pin('sorted_token_ids differences', minimal=False,
-        size={'T': 2, 'E': 2, 'K': 2, 'U': 1}, ids=[[1, 1], [1, 1]], options='U=1, out=poisoned'),
-    ('sorting_slot_major', 'route'): pin('sorting: sorted_token_ids differences',
-        size={'T': 2, 'E': 2, 'K': 2, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
-        logits=[[0.0, -1.0], [-1.0, 0.0]], options='U=1, out=poisoned'),
+        size={'T': 2, 'E': 2, 'K': 2, 'U': 2}, ids=[[-1, 0], [0, 0]], options='U=2, out=poisoned'),
+    # not the minimum, which is E=2, K=2, logits [[0, -1], [-1, 0]]
+    ('sorting_slot_major', 'route'): pin('sorting: sorted_token_ids differences', minimal=False,
+        size={'T': 2, 'E': 3, 'K': 3, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
+        logits=[[1.0, 0.0, -1.0], [1.0, -1.0, 0.0]], options='U=1, out=poisoned'),
     ('sorting_drop_past_tile', 'sorting'): pin('experts with wrong counts', size={'T': 17, 'E': 1, 'K': 1, 'U': 1},
         options='U=1, out=poisoned'),
     ('sorting_drop_past_tile', 'route'): pin('sorting: experts with wrong counts',
@@ -186,7 +184,7 @@ PINS = {
         options='U=1, out=poisoned'),
     # not the minimum, which is E=1, ids [[0, 0]]
     ('sorting_collapse_duplicates', 'sorting'): pin('experts with wrong counts', minimal=False,
-        size={'T': 1, 'E': 2, 'K': 2, 'U': 1}, ids=[[1, 1]], options='U=1, out=poisoned'),
+        size={'T': 1, 'E': 2, 'K': 2, 'U': 1}, ids=[[0, 0]], options='U=1, out=poisoned'),
     ('sorting_drop_last_chunk', 'sorting'): pin('experts with wrong counts', size={'T': 1, 'E': 1, 'K': 1, 'U': 1},
         ids=[[0]], options='U=1, out=poisoned'),
     ('sorting_drop_last_chunk', 'route'): pin('sorting: experts with wrong counts',
@@ -212,17 +210,20 @@ PINS = {
     ('sorting_moe_buf_all_rows', 'route'): pin('sorting: rows >= M touched', size={'T': 1, 'E': 1, 'K': 1, 'U': 1},
         dtype='float32', strided=(0, 0), renormalize=True, logits=[[12.57302188873291]],
         options='U=1, M=0, moe_buf=float32x1, out=poisoned'),
-    ('sorting_negative_id_before_buffer', 'sorting'): pin('written before the buffer start',
-        size={'T': 1, 'E': 1, 'K': 1, 'U': 1}, ids=[[-1]], options='U=1, out=poisoned'),
+    # not the minimum, which is E=1, K=1, ids [[-1]]
+    ('sorting_negative_id_before_buffer', 'sorting'): pin('written before the buffer start', minimal=False,
+        size={'T': 1, 'E': 2, 'K': 2, 'U': 1}, ids=[[0, -1]], options='U=1, out=poisoned'),
+    # not the minimum, which is E=1, K=1, ids [[-1]], mask [1]
     ('sorting_negative_id_wraps_mask', 'sorting'): pin('assignments present the wrong number of times',
-        size={'T': 1, 'E': 1, 'K': 1, 'U': 1}, ids=[[-1]], options='U=1, mask=[1](int32), out=poisoned'),
+        minimal=False, size={'T': 1, 'E': 2, 'K': 2, 'U': 1}, ids=[[0, -1]],
+        options='U=1, mask=[1, 1](int32), out=poisoned'),
     ('sorting_mask_as_expert_map', 'sorting'): pin('sorted_expert_ids differences',
         size={'T': 1, 'E': 1, 'K': 1, 'U': 1}, ids=[[0]], options='U=1, mask=[1](int32), out=poisoned'),
     ('sorting_mask_as_expert_map', 'route'): pin('sorting: sorted_expert_ids differences',
         size={'T': 1, 'E': 1, 'K': 1, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True, logits=[[0.0]],
         options='U=1, mask=[1](int32), out=poisoned'),
-    ('sorting_overread_input', 'sorting'): pin('num_valid_ids wrong',
-        size={'T': 1, 'E': 1, 'K': 1, 'U': 1}, ids=[[0]], options='U=1, out=poisoned'),
+    ('sorting_overread_input', 'sorting'): pin('num_valid_ids wrong', size={'T': 1, 'E': 1, 'K': 1, 'U': 1},
+        ids=[[0]], options='U=1, out=poisoned'),
     ('sorting_path_threshold_grid', 'sorting'): pin('experts with wrong counts',
         size={'T': 25, 'E': 1, 'K': 1, 'U': 1}, options='U=1, out=poisoned'),
     ('sorting_capacity_not_block_multiple', 'sorting'): pin('written past the buffer end',
@@ -232,26 +233,27 @@ PINS = {
         options='U=2, out=poisoned'),
     ('sorting_weights_ftz', 'sorting'): pin('sorted_weights differences', size={'T': 1, 'E': 1, 'K': 1, 'U': 1},
         ids=[[0]], options='U=1, out=poisoned', weight_bits=['0x7f800001']),
-    # not the minimum, which is T=1, M=0
-    ('vllm_tail_blocks_zero', 'sorting'): pin('tail blocks not -1', minimal=False,
-        size={'T': 2, 'E': 1, 'K': 1, 'U': 2}, ids=[[0], [0]], options='U=2, out=poisoned'),
-    ('vllm_tail_blocks_zero', 'route'): pin('sorting: tail blocks not -1', size={'T': 1, 'E': 1, 'K': 1, 'U': 1},
-        dtype='float32', strided=(0, 0), renormalize=True, logits=[[12.57302188873291]],
+    ('vllm_tail_blocks_zero', 'sorting'): pin('tail blocks not -1', size={'T': 1, 'E': 1, 'K': 1, 'U': 1}, ids=[[1]],
         options='U=1, M=0, out=poisoned'),
-    ('vllm_invalid_ids_bucket', 'sorting'): pin('assignments present the wrong number of times',
-        size={'T': 1, 'E': 1, 'K': 1, 'U': 1}, ids=[[-1]], options='U=1, out=poisoned'),
-    # not the minimum, which is E=1, ids [[0, 0], [0, 0]]
+    # not the minimum, which is T=1, M=0
+    ('vllm_tail_blocks_zero', 'route'): pin('sorting: tail blocks not -1', minimal=False,
+        size={'T': 2, 'E': 1, 'K': 1, 'U': 2}, dtype='float32', strided=(0, 0), renormalize=True,
+        logits=[[0.0], [0.0]], options='U=2, out=poisoned'),
+    # not the minimum, which is E=1, K=1, ids [[-1]]
+    ('vllm_invalid_ids_bucket', 'sorting'): pin('assignments present the wrong number of times', minimal=False,
+        size={'T': 1, 'E': 2, 'K': 2, 'U': 1}, ids=[[0, -1]], options='U=1, out=poisoned'),
+    # not the minimum, which is E=1, K=2, ids [[0, 0], [0, 0]]
     ('vllm_flat_index_transposed', 'sorting'): pin('sorted_token_ids differences', minimal=False,
-        size={'T': 2, 'E': 8, 'K': 2, 'U': 1}, ids=[[5, 5], [7, 7]], options='U=1, out=poisoned'),
+        size={'T': 2, 'E': 3, 'K': 3, 'U': 1}, ids=[[-1, 0, 0], [0, 1, -1]], options='U=1, out=poisoned'),
     ('vllm_flat_index_transposed', 'route'): pin('sorting: sorted_token_ids differences',
         size={'T': 2, 'E': 2, 'K': 2, 'U': 1}, dtype='float32', strided=(0, 0), renormalize=True,
         logits=[[0.0, -1.0], [0.0, -1.0]], options='U=1, out=poisoned'),
     ('route_plan_keyed_by_shape', 'reuse'): pin('sorting: experts with wrong counts',
         size={'T': 1, 'E': 1, 'K': 1, 'U': 1, 'calls': 3},
         options=['U=1, mask=[0](int32), out=poisoned', 'U=1, out=poisoned', 'U=1, mask=[0](int32), out=poisoned']),
-    ('route_m_captured_at_plan', 'reuse'): pin('sorting: experts with wrong counts',
+    ('route_m_captured_at_plan', 'reuse'): pin('sorting: sorted_token_ids canaries overwritten',
         size={'T': 1, 'E': 1, 'K': 1, 'U': 1, 'calls': 3},
-        options=['U=1, M=0, out=poisoned', 'U=1, out=poisoned', 'U=1, M=0, out=poisoned']),
+        options=['U=1, out=poisoned', 'U=1, M=0, out=poisoned', 'U=1, out=poisoned']),
     ('paths_fused_weights_ulp', 'paths'): pin('topk_weights differs', size={'T': 1, 'E': 1, 'K': 1, 'U': 1},
         dtype='float32', strided=(0, 0), renormalize=True, logits=[[0.0]], options='U=1, out=poisoned'),
 }
@@ -280,10 +282,10 @@ def test_every_hunt_is_pinned():
 def test_planted_bug_is_found_with_its_symptom_and_shrinks_to_its_pin(name, prop):
     p, expected = planted.BY_NAME[name], PINS[(name, prop)]
     target = planted.target_for(p, prop)
-    found = fp.hunt(prop, target)
-    assert found.case is not None, f"{name} survived {fp.HUNT_EXAMPLES} examples of the {prop} property"
+    found = fp.hunt(prop, target, max_examples=p.examples or fp.HUNT_EXAMPLES)
+    assert found.case is not None, f"{name} survived {p.examples or fp.HUNT_EXAMPLES} examples of {prop}"
     assert found.failure.kind == expected.kind, \
-        f"{name}: {prop} failed with {found.failure.kind!r}, not the planted {expected.kind!r}\n{found.failure.report}"
+        f"{name}: {prop} failed with {found.failure.kind!r}, not the planted {expected.kind!r}:\n{found.failure}"
     wrong = mismatches(expected.values, found.case)
     assert not wrong, (f"{name} shrank to {found.case!r}, not to its pin "
                        f"({'the minimum' if expected.minimal else 'not the minimum'}): (pinned, found) {wrong}")
@@ -312,6 +314,27 @@ def test_hunts_do_not_depend_on_the_loaded_profile():
     finally:
         fuzz_settings.load(previous)
     assert len(set(found.values())) == 1, found
+
+
+_HUNT_IN_A_FRESH_PROCESS = """
+import os, sys
+os.environ["TRITON_INTERPRET"] = "1"
+if sys.argv[1] == "with-kernels":
+    import fused_moe  # more local modules: Hypothesis mines constants from every one it sees
+from fuzz import planted, properties as fp
+p = planted.BY_NAME["sorting_sentinel_T"]
+print(repr(fp.failing_case("sorting", planted.target_for(p, "sorting"))))
+"""
+
+
+def test_hunts_do_not_depend_on_the_modules_imported_before_them():
+    """Hypothesis draws constants mined from the source of the local modules loaded so far: a
+    hunt in a process that had imported fused_moe once shrank elsewhere (fuzz.properties
+    empties that pool during a hunt)."""
+    pytest.importorskip("fused_moe")
+    found = {subprocess.run([sys.executable, "-c", _HUNT_IN_A_FRESH_PROCESS, mode], capture_output=True, text=True,
+                            timeout=300, env=_env(), check=True).stdout for mode in ("bare", "with-kernels")}
+    assert len(found) == 1, found
 
 
 @pytest.mark.runs_targets
