@@ -216,9 +216,9 @@ def run(argv=None) -> int:
         raise UsageError(f"unknown planted bug(s) {', '.join(unknown)}; known: {', '.join(planted.BY_NAME)}")
     ci = {p.name: p.examples for p in planted.PLANTED if p.examples and (not args.only or p.name in args.only)}
     examples = f"{args.examples} examples" if args.examples else \
-        "the CI budget: " + ", ".join([f"{fp.HUNT_EXAMPLES} examples"] + [f"{n} for {k}" for k, n in ci.items()])
-    budget = (f"budget: {examples} / {args.seconds:g} s per planted bug and property; controls "
-              f"{args.control_examples} examples / {args.control_seconds:g} s; device {args.device}")
+        "the CI budget (" + ", ".join([f"{fp.HUNT_EXAMPLES} examples"] + [f"{n} for {k}" for k, n in ci.items()]) + ")"
+    budget = (f"budget per planted bug and property: {examples}, at most {args.seconds:g} s; per control "
+              f"{args.control_examples} examples, at most {args.control_seconds:g} s; device {args.device}")
     print(budget + "\n" + HEADER, flush=True)
     started = time.monotonic()
     bugs, controls = measure(args)
