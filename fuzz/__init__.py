@@ -4,7 +4,10 @@
 - :mod:`fuzz.strategies` regime-first composite strategies and the ``*Case`` dataclasses;
 - :mod:`fuzz.targets`    implementations under test (kernels, oracle) and the differential
   properties (poisoned outputs judged by the ``oracles`` checkers);
-- :mod:`fuzz.planted`    planted-bug targets for the quality suite (``tests/quality``);
+- :mod:`fuzz.planted`    the planted-bug corpus (one bug class per target, with its source and
+  a knob-off control) for the quality suite (``tests/quality``);
+- :mod:`fuzz.power`      ``python -m fuzz power``: recall, false positives and time to detection
+  of the properties on that corpus;
 - :mod:`fuzz.campaign`   ``python -m fuzz.campaign``: time-boxed fuzzing run;
 - :mod:`fuzz.repro`      standalone reproducer + Markdown report for a shrunk failure.
 

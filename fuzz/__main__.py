@@ -1,4 +1,4 @@
-"""``python -m fuzz run ...``: see :mod:`fuzz.cli`."""
+"""``python -m fuzz run|power ...``: see :mod:`fuzz.cli` and :mod:`fuzz.power`."""
 import sys
 
 from fuzz.cli import main

@@ -2,9 +2,16 @@
 
 A target gets each output as a VIEW of the production length its convention declares
 (its producer's capacity rule), cut from a larger allocation whose every element is a
-canary. So after the call the harness sees three regions per buffer: the valid prefix
+canary: ``LEAD`` canaries before the view, ``GUARD`` after it. So after the call the
+harness sees four regions per buffer: the lead guard (a write there is "before the buffer
+start": a negative index, as a signed expert id used as an offset gives), the valid prefix
 (judged against the oracle), the tail up to the production length (untouched, or filled
 as the convention says) and the guard past it (a write there is "past the buffer end").
+
+Inputs the harness builds from NumPy (sorting's ``topk_ids`` / ``topk_weights``) are cut
+the same way from allocations GUARD elements longer (:func:`guarded_input`), whose guard
+holds values a kernel would CONSUME if it read them (expert 0, weight ``INPUT_GUARD_WEIGHT_BITS``):
+a read one element past the input then changes the output instead of passing silently.
 
 Canaries: NaN payload ``0x7fc0dead`` for floats (an unwritten weight never passes a
 tolerance), ``0x5a5a5a5a`` for token ids, ``0x3c3c3c3c`` for block ids and counts, and
@@ -23,6 +30,12 @@ CANARY_WEIGHT_BITS = 0x7FC0DEAD
 CANARY_TOPK_ID = -0x5A5A5A5B
 #: Canary elements past the production length of every buffer.
 GUARD = 8
+#: Canary elements before the start of every output buffer.
+LEAD = 8
+#: What lies past the end of an input: an in-range expert id and a NaN-payload weight, so an
+#: over-read that is consumed shows in the output (an out-of-range id would be dropped unseen).
+INPUT_GUARD_ID = 0
+INPUT_GUARD_WEIGHT_BITS = 0x7FC0BAD1
 
 #: Output fields of each sorting layout, in order: (name, dtype, length kind, canary).
 SORT_FIELDS = {
@@ -63,7 +76,8 @@ class Poisoned(NamedTuple):
 
     names: tuple[str, ...]
     views: tuple  # production-length views, in field order
-    allocations: tuple  # whole canary-filled tensors (views + GUARD)
+    allocations: tuple  # views + GUARD (what a kernel test passes whole)
+    bases: tuple  # the whole canary-filled tensors: LEAD + views + GUARD
 
 
 def _canary_tensor(n: int, dtype: str, canary: int, device):
@@ -74,16 +88,32 @@ def _canary_tensor(n: int, dtype: str, canary: int, device):
 
 def poisoned(fields, device) -> Poisoned:
     """``fields``: (name, dtype, shape, canary) tuples -> views of shape ``shape`` into
-    allocations GUARD elements longer."""
+    allocations with LEAD canaries before and GUARD after."""
     import math
-    names, views, allocs = [], [], []
+    names, views, allocs, bases = [], [], [], []
     for name, dtype, shape, canary in fields:
         n = math.prod(shape)
-        alloc = _canary_tensor(n + GUARD, dtype, canary, device)
+        base = _canary_tensor(LEAD + n + GUARD, dtype, canary, device)
         names.append(name)
-        allocs.append(alloc)
-        views.append(alloc[:n].view(shape))
-    return Poisoned(tuple(names), tuple(views), tuple(allocs))
+        bases.append(base)
+        allocs.append(base[LEAD:])
+        views.append(base[LEAD:LEAD + n].view(shape))
+    return Poisoned(tuple(names), tuple(views), tuple(allocs), tuple(bases))
+
+
+def guarded_input(array, device):
+    """``array`` (int32 ids or float32 weights) as a contiguous view into an allocation GUARD
+    elements longer whose tail holds :data:`INPUT_GUARD_ID` / :data:`INPUT_GUARD_WEIGHT_BITS`."""
+    import numpy as np
+    import torch
+    a = np.ascontiguousarray(array)
+    fill = INPUT_GUARD_ID if a.dtype == np.int32 else INPUT_GUARD_WEIGHT_BITS
+    bits = a.view(np.int32).reshape(-1)
+    flat = np.concatenate([bits, np.full(GUARD, np.uint32(fill).view(np.int32), np.int32)])
+    t = torch.from_numpy(flat).to(device)
+    if a.dtype != np.int32:
+        t = t.view(getattr(torch, str(a.dtype)))
+    return t[:a.size].view(a.shape)
 
 
 def sorting_fields(layout: str, rule: str, T: int, K: int, E: int, U: int) -> list:

@@ -27,7 +27,9 @@ def _show(a: np.ndarray | None, limit: int = 48) -> str:
         return "None"
     if a.size <= limit:
         if a.dtype == np.float32:
-            return np.array2string(a, separator=",", threshold=limit).replace("\n", "")
+            text = np.array2string(a, separator=",", threshold=limit).replace("\n", "")
+            negative_nan = np.argwhere(np.isnan(a) & np.signbit(a))  # printed as "nan" above
+            return text + (f" (-nan at {negative_nan.tolist()})" if negative_nan.size else "")
         return str(a.tolist())
     return f"<{a.dtype} {tuple(a.shape)}>"
 

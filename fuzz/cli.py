@@ -1,4 +1,5 @@
 """``python -m fuzz run``: fuzz one or more targets against the oracle for a bounded time.
+(``python -m fuzz power``, the fuzzers measured on planted bugs, is :mod:`fuzz.power`.)
 
 Exit codes: 0 clean, 1 a target failed (a repro is written for each finding), 2 a usage
 error, a harness error, or a target that ran no example.
@@ -254,19 +255,23 @@ def _unseen(known, entries) -> list[str]:
             for k in known if k.target in ran and (k.target, k.signature) not in seen]
 
 
-COMMANDS = ("run", "replay")
+COMMANDS = ("run", "replay", "power")
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
-        print("usage: python -m fuzz {run,replay} [options]   (python -m fuzz run --help)", file=sys.stderr)
+        print("usage: python -m fuzz {run,replay,power} [options]   (python -m fuzz run --help)", file=sys.stderr)
         return 2
     if argv[0] == "replay":
         from fuzz.bundles import replay_main
         return replay_main(argv[1:])
+    if argv[0] == "power":
+        from fuzz import power as command
+    else:
+        command = sys.modules[__name__]
     try:
-        return run(argv[1:])
+        return command.run(argv[1:])
     except UsageError as exc:
-        print(f"python -m fuzz run: error: {exc}", file=sys.stderr)
+        print(f"python -m fuzz {argv[0]}: error: {exc}", file=sys.stderr)
         return 2

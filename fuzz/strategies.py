@@ -65,8 +65,9 @@ DIMENSIONS = {
 #: Expert counts: powers of two and not (Limits.large_experts adds 257 and beyond).
 E_CHOICES = (1, 2, 3, 5, 8, 16, 60, 64, 128)
 U_CHOICES = (1, 2, 3, 4, 16, 32, 64)
-#: Special logits (NaN ranks as -inf; -0.0 ties +0.0).
-SPECIAL_LOGITS = (float("nan"), float("-inf"), float("inf"), -0.0, 0.0, -200.0)
+#: Special logits (NaN ranks as -inf; -0.0 ties +0.0). The last is a NaN with the sign bit
+#: set: a kernel ranking raw float bits puts it below -inf (fuzz.planted.gating_negative_nan_key).
+SPECIAL_LOGITS = (float("nan"), float("-inf"), float("inf"), -0.0, 0.0, -200.0, -float("nan"))
 
 #: Out-of-range ids (``E`` and ``E + 1`` are added per case).
 BAD_IDS = (-1, 2**20, -(2**20), -(2**31), 2**31 - 1)
@@ -130,12 +131,16 @@ def limits_for(convention, base: Limits = CI_LIMITS) -> Limits:
 
 
 def threshold_tokens(limits: Limits = CI_LIMITS) -> tuple[int, ...]:
-    """T on both sides of every boundary the target declares: t-1, t, t+1 (1 and 2 when
-    it declares none, so the regime always has something to draw)."""
-    # T*K boundaries as T for the common K (K is drawn after T)
-    edges = set(limits.token_boundaries) | {b // k for b in limits.assignment_boundaries for k in (1, 2, 4, 8)}
-    out = {t + d for t in edges for d in (-1, 0, 1)}
-    out = sorted(t for t in out if 0 <= t <= min(limits.max_threshold_tokens, 2**24 - 1))
+    """T on both sides of every boundary the target declares (1 and 2 when it declares none,
+    so the regime always has something to draw): first t+1 of every boundary (ascending),
+    then every t, then every t-1. Just past a boundary comes first, for each boundary alike:
+    that is where a new path's off-by-one shows, and Hypothesis's generation favours the
+    first entries of a list (ordered t-1, t, t+1 per boundary, t+1 of the second of two
+    boundaries was drawn 3 times in 400 examples). T*K boundaries count as T = b // K for the
+    common K (K is drawn after T)."""
+    cap = min(limits.max_threshold_tokens, 2**24 - 1)
+    edges = sorted(set(limits.token_boundaries) | {b // k for b in limits.assignment_boundaries for k in (1, 2, 4, 8)})
+    out = dict.fromkeys(t + d for d in (1, 0, -1) for t in edges if 0 <= t + d <= cap)
     return tuple(out) or (1, 2)
 
 
@@ -272,10 +277,12 @@ def _logit_plan(draw, labels, T: int, E: int, K: int, rng, limits: Limits):
                                 max_size=6 if T else 0))
         x = (_ints(draw, rng, (T, E), -8, 8) * 0.375).astype(np.float32)
         for r, k in row_patches:
+            # NaNs of both signs: x86's default NaN (0 * inf, inf - inf) has the sign bit set,
+            # and a kernel ranking raw float bits puts -NaN below -inf.
             if k == "nan_entry":
-                x[r, rng.integers(0, E)] = np.nan
+                x[r, rng.integers(0, E)] = np.copysign(np.nan, rng.choice((1.0, -1.0)))
             elif k == "all_nan":
-                x[r] = np.nan
+                x[r] = np.copysign(np.nan, rng.choice((1.0, -1.0), size=E))
             elif k == "all_neg_inf":
                 x[r] = -np.inf
             elif k == "pos_inf":  # one or more +inf: probability 1/count(+inf)
@@ -382,9 +389,11 @@ def _ids_plan(draw, labels, T: int, K: int, E: int, U: int, rng, limits: Limits)
                 ids[r, 1] = ids[r, 0]
             return ids
         return T, duplicates
-    bad = draw(st.lists(st.tuples(st.integers(0, max(T - 1, 0)), st.integers(0, K - 1),
-                                  st.sampled_from(BAD_IDS + (E, E + 1))), min_size=1 if T else 0,
-                        max_size=4 if T else 0))
+    # -1 drawn half the time: it is THE invalid id in the field (vLLM's padded rows, expert
+    # parallelism's foreign experts), and the one a signed-index bug turns into a wrap-around.
+    bad_id = st.one_of(st.just(-1), st.sampled_from(BAD_IDS + (E, E + 1)))
+    bad = draw(st.lists(st.tuples(st.integers(0, max(T - 1, 0)), st.integers(0, K - 1), bad_id),
+                        min_size=1 if T else 0, max_size=4 if T else 0))
 
     def out_of_range(draw):
         ids = some_ids(draw)
@@ -430,7 +439,9 @@ def _options(draw, labels, T: int, E: int, rng, limits: Limits, U: int | None = 
     m_regime = draw(st.sampled_from(_supported(M_REGIMES, limits, ("int", "num_local_tokens"),
                                                ("tensor", "num_local_tokens_tensor"))))
     _label(labels, "m", m_regime)
-    M = None if m_regime == "none" else T - draw(st.integers(0, T))  # shrinks toward M == T
+    # M == T half the time (every row in use, M passed anyway: the common case under CUDA
+    # graphs, and the one where a bug in the last rows shows); shrinks toward M == T.
+    M = None if m_regime == "none" else T - draw(st.integers(0, T))
     buf_regime = draw(st.sampled_from(_supported(MOE_BUF_REGIMES, limits,
                                                  *((r, "moe_buf") for r in MOE_BUF_REGIMES[1:]))))
     _label(labels, "moe_buf", buf_regime)

@@ -296,11 +296,13 @@ def check_sorting(actual, topk_ids, topk_weights, num_experts, *, unit_size=32, 
     if order == "unordered":
         tok64, wts = _unordered_to_exact(tok64, wts, plan)
 
-    # num_valid_ids
+    # num_valid_ids (its kind goes last: a wrong count or position is the more precise symptom)
+    nv_wrong = False
     for i, want in ((0, P), (1, M)):
         if nv64[i] != want:
             what = "padded total P" if i == 0 else "M"
             rep.problems.append(f"num_valid_ids[{i}] ({what}): expected {want}, found {nv64[i]}")
+            nv_wrong = True
 
     def describe(v) -> str:
         v = int(v)
@@ -387,6 +389,8 @@ def check_sorting(actual, topk_ids, topk_weights, num_experts, *, unit_size=32, 
             _add(rep, idx, lambda i, name=name, ob=ob, nbits=nbits, valid=valid: (
                 f"{name}[{valid + i}] past the valid prefix was overwritten: before {show(ob, i)}, "
                 f"after {show(nbits, i)}"), f"{name} canaries overwritten")
+    if nv_wrong:
+        rep.kinds.append("num_valid_ids wrong")
     return rep
 
 

@@ -39,19 +39,20 @@ def zero_rows(moe_buf, M: int) -> None:
         moe_buf[:M] = 0
 
 
-def _fresh(layout: str, T: int, K: int, E: int, U: int, device) -> tuple:
+def _fresh(layout: str, T: int, K: int, E: int, U: int, device, capacity: str = "tight") -> tuple:
     torch = _torch()
     return tuple(torch.zeros(shape, dtype=getattr(torch, dtype), device=device)
-                 for _, dtype, shape, _ in buffers.sorting_fields(layout, "tight", T, K, E, U))
+                 for _, dtype, shape, _ in buffers.sorting_fields(layout, capacity, T, K, E, U))
 
 
-def write_sorting(prefix, T, K, E, U, device, out=None, *, written=None, layout: str = "ck") -> tuple:
-    """Write a valid-prefix result (NumPy, CK layout) into ``out`` (or fresh capacity-sized
-    buffers) in ``layout``, touching nothing past the prefix in the CK layout and filling
-    the whole buffers in the vLLM one. ``written`` optionally masks the positions of the
-    slots actually stored (planted bugs)."""
+def write_sorting(prefix, T, K, E, U, device, out=None, *, written=None, layout: str = "ck",
+                  capacity: str = "tight") -> tuple:
+    """Write a valid-prefix result (NumPy, CK layout) into ``out`` (or fresh buffers sized by
+    the ``capacity`` rule) in ``layout``, touching nothing past the prefix in the CK layout and
+    filling the whole buffers in the vLLM one. ``written`` optionally masks the positions of
+    the slots actually stored (planted bugs)."""
     torch = _torch()
-    out = _fresh(layout, T, K, E, U, device) if out is None else tuple(out)
+    out = _fresh(layout, T, K, E, U, device, capacity) if out is None else tuple(out)
     keep = np.ones(prefix[0].size, bool) if written is None else written.copy()
     keep[out[0].numel():] = False  # a buggy layout may not fit (a kernel would scribble past the buffer)
     idx = torch.from_numpy(np.flatnonzero(keep)).to(device)
