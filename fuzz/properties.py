@@ -313,7 +313,6 @@ def gating_property(target: Target, case: GatingCase, device="cpu") -> None:
 
 def sorting_property(target: Target, case: SortingCase, device="cpu") -> None:
     """Sorting buffers exact against the oracle in the declared layout; tail, guard, moe_buf, inputs."""
-    torch = _torch()
     conv, o = target.convention, case.options
     T, K = case.topk_ids.shape
     # Inputs cut from larger allocations (fuzz.buffers.guarded_input): a consumed over-read shows.

@@ -85,3 +85,14 @@ def test_sglang_sorting_small_empty_batch_is_a_known_finding(device):
     with pytest.raises(fp.TargetFailure) as failure:
         fp.sorting_property(_target("sglang.moe_sorting_small"), case, device)
     assert ledger.match(KNOWN, "sglang.moe_sorting_small", failure.value.signature) is not None
+
+
+@pytest.mark.runs_targets
+def test_sglang_gate_topk_negative_nan_is_a_known_finding(device):
+    """A -NaN logit (bits 0xffc00000) ranks below gate_topk's -inf padding lanes, so at E=1 a
+    padding lane wins: id 1 (>= E), weight -inf. Remove its fuzz/known_findings.toml entry once fixed."""
+    logits = np.array([[0.0]], np.float32)
+    logits.view(np.uint32)[0, 0] = 0xFFC00000
+    with pytest.raises(fp.TargetFailure) as failure:
+        fp.gating_property(_target("sglang.gate_topk"), GatingCase(Logits(logits), 1), device)
+    assert ledger.match(KNOWN, "sglang.gate_topk", failure.value.signature) is not None, failure.value

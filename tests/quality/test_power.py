@@ -8,7 +8,7 @@ import pytest
 from fuzz import power
 from fuzz.cli import main
 
-pytestmark = pytest.mark.quality
+pytestmark = [pytest.mark.quality, pytest.mark.slow]
 
 
 def test_power_reports_recall_false_positives_and_time_to_detection(tmp_path, capsys):

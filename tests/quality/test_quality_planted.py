@@ -29,7 +29,7 @@ from fuzz import bundles, planted, repro, targets
 from fuzz import properties as fp
 from fuzz import settings as fuzz_settings
 
-pytestmark = pytest.mark.quality
+pytestmark = [pytest.mark.quality, pytest.mark.slow]  # tox -e slow: the fast tier stays under 5 min
 
 CASES = [(p.name, prop) for p in planted.PLANTED for prop in p.properties]
 IDS = [f"{name}-{prop}" for name, prop in CASES]
