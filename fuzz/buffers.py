@@ -80,8 +80,11 @@ class Poisoned(NamedTuple):
     bases: tuple  # the whole canary-filled tensors: LEAD + views + GUARD
 
 
-def _canary_tensor(n: int, dtype: str, canary: int, device):
+def _canary_tensor(n: int, dtype: str, canary: int | None, device):
+    """n elements of ``dtype`` holding the 32-bit ``canary``, or NaN when ``canary`` is None."""
     import torch
+    if canary is None:
+        return torch.full((n,), float("nan"), dtype=getattr(torch, dtype), device=device)
     t = torch.full((n,), canary if canary < 2**31 else canary - 2**32, dtype=torch.int32, device=device)
     return t.view(getattr(torch, dtype)) if dtype != "int32" else t
 
@@ -123,8 +126,10 @@ def sorting_fields(layout: str, rule: str, T: int, K: int, E: int, U: int) -> li
             in SORT_FIELDS[layout]]
 
 
-def gating_fields(T: int, K: int) -> list:
-    return [("topk_weights", "float32", (T, K), CANARY_WEIGHT_BITS), ("topk_ids", "int32", (T, K), CANARY_TOPK_ID)]
+def gating_fields(T: int, K: int, weights_dtype: str = "float32") -> list:
+    """Gating outputs; 16-bit weights get a plain NaN canary (None: see _canary_tensor)."""
+    canary = CANARY_WEIGHT_BITS if weights_dtype == "float32" else None
+    return [("topk_weights", weights_dtype, (T, K), canary), ("topk_ids", "int32", (T, K), CANARY_TOPK_ID)]
 
 
 def poisoned_sorting(layout: str, rule: str, T: int, K: int, E: int, U: int, device) -> Poisoned:

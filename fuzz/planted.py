@@ -34,7 +34,7 @@ import numpy as np
 
 import oracles
 from fuzz.conventions import CK, VLLM
-from fuzz.properties import Target
+from fuzz.properties import Target, TargetGroup
 from fuzz.targets.oracle import gating as oracle_gating
 from fuzz.targets.oracle import host as _host
 from fuzz.targets.oracle import m_value as _m_value
@@ -821,8 +821,8 @@ def target(spec: str) -> Target:
 
 def target_for(p: Planted, prop: str, *, on: bool = True):
     """What property ``prop`` judges for planted bug ``p`` (knob ``on``, or off: its control):
-    a Target, or for ``paths`` {name: Target} of the reference path (knob off) and this one."""
+    a Target, or for ``paths`` the TargetGroup of the reference path (knob off) and this one."""
     fixed = "" if on else "/fixed"
-    if prop == "paths":
-        return {f"{p.name} (reference path)": target(f"{p.name}/fixed"), f"{p.name}{fixed}": target(f"{p.name}{fixed}")}
+    if prop == "paths":  # the reference path first; names are specs, so a bundle rebuilds the pair
+        return TargetGroup((f"planted:{spec}", target(spec)) for spec in (f"{p.name}/fixed", f"{p.name}{fixed}"))
     return target(f"{p.name}/route{fixed}" if prop == "route" and p.op != "route" else f"{p.name}{fixed}")
