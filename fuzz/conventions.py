@@ -82,7 +82,6 @@ class Domain:
     experts: tuple[int, ...] | None = None  # E values allowed (None: any)
     powers_of_two: bool = False  # E must be a power of two
     max_experts: int | None = None
-    min_topk: int = 1
     max_topk: int | None = None
     max_tokens: int | None = None
     max_assignments: int | None = None  # T * K

@@ -432,17 +432,16 @@ class Property(NamedTuple):
 
     check: Callable  # (target, case, device) -> None; raises TargetFailure
     ops: tuple[str, ...]
-    case_type: type
     ci_examples: int
 
 
 PROPERTIES = {
-    "gating": Property(gating_property, ("gating",), GatingCase, 120),
-    "sorting": Property(sorting_property, ("sorting",), SortingCase, 150),
-    "route": Property(route_property, ("route",), RouteCase, 80),
-    "batch": Property(batch_property, ("gating", "route"), BatchCase, 25),
-    "reuse": Property(reuse_property, ("route",), ReuseCase, 12),
-    "paths": Property(paths_property, ("route",), RouteCase, 25),
+    "gating": Property(gating_property, ("gating",), 120),
+    "sorting": Property(sorting_property, ("sorting",), 150),
+    "route": Property(route_property, ("route",), 80),
+    "batch": Property(batch_property, ("gating", "route"), 25),
+    "reuse": Property(reuse_property, ("route",), 12),
+    "paths": Property(paths_property, ("route",), 25),
 }
 
 

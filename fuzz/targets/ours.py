@@ -6,9 +6,6 @@ import functools
 
 from fuzz.conventions import CK, VLLM, Convention
 
-ROUTE_PATHS = ("fused", "unfused", "auto")
-
-
 def _fused_moe():
     import fused_moe
     return fused_moe
