@@ -3,7 +3,7 @@
 Set TRITON_INTERPRET=1 before importing this package to run the kernels on the CPU.
 """
 from .buffers import allocate_route_outputs, allocate_sorting_outputs, capacity
-from .dispatch import DISPATCH_THRESHOLDS, choose_path
+from .geometry import DISPATCH_THRESHOLDS, choose_path
 from .gating import topk_gating_softmax
 from .results import GatingResult, RouteResult, SortingResult, VllmRouteResult, VllmSortingResult
 from .route import route

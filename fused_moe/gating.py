@@ -1,5 +1,5 @@
 """Host side of top-k gating softmax: validate once per plan, allocate, launch."""
-from . import buffers, config
+from . import buffers, geometry
 from .gating_kernels import topk_gating_kernel
 from .launcher import KernelLaunch
 from .plans import PlanCache, plan_key
@@ -15,16 +15,27 @@ def check_logits(logits, topk):
     return T, E
 
 
-def gating_launch(logits, topk, renormalize):
-    """The launch that gates logits of this shape and these strides into (T, K) outputs."""
+_GATING_DYNAMIC = ("logits_ptr", "weights_ptr", "ids_ptr", "mask_ptr", "m_ptr", "hist_ptr", "buf_ptr")
+
+
+def gating_launch(logits, topk, renormalize, sorting=None):
+    """The launch that gates logits of this shape and these strides into (T, K) outputs.
+    With ``sorting`` (the unfused route's SortingArgs) it also writes every tile's histogram
+    (at least one tile, so the sort always has one) and zeroes moe_buf. Per call it takes
+    _GATING_DYNAMIC (pass any tensor for the unused ones)."""
     T, E = logits.shape
-    block_t, block_e, block_k = config.gate_tile(E, topk, T)
-    return KernelLaunch(
-        topk_gating_kernel, config.cdiv(T, block_t), config.gate_warps(block_t, block_e),
-        ("logits_ptr", "weights_ptr", "ids_ptr"),
-        dict(stride_t=logits.stride(0), stride_e=logits.stride(1), T=T, E=E, K=topk, BLOCK_T=block_t,
-             BLOCK_E=block_e, BLOCK_K=block_k, RENORMALIZE=renormalize),
-    )
+    tile = geometry.gate_tile(E, topk)
+    tiles = geometry.cdiv(T, tile.block_t)
+    static = dict(buf_row_words=0, m_value=T, HAS_MASK=False, M_ON_DEVICE=False, HAS_BUF=False, BUF_WORD=4,
+                  BLOCK_Z=geometry.ZERO_BLOCK)
+    if sorting is not None:
+        static.update(sorting.static)
+        tiles = max(1, tiles)
+    static.update(stride_t=logits.stride(0), stride_e=logits.stride(1), num_gate_tiles=tiles, T=T, E=E, K=topk,
+                  BLOCK_T=tile.block_t, BLOCK_E=tile.block_e, BLOCK_K=tile.block_k, RENORMALIZE=renormalize,
+                  HIST=sorting is not None)
+    zero = sorting.zero_programs if sorting is not None else 0
+    return KernelLaunch(topk_gating_kernel, tiles + zero, tile.warps, _GATING_DYNAMIC, static)
 
 
 class _GatingPlan:
@@ -35,7 +46,7 @@ class _GatingPlan:
 
     def __call__(self, logits):
         topk_weights, topk_ids = buffers.allocate_gating_outputs(*self.shape)
-        self.gate(logits, topk_weights, topk_ids)
+        self.gate(logits, topk_weights, topk_ids, topk_ids, topk_ids, topk_ids, topk_ids)
         return GatingResult(topk_weights, topk_ids)
 
 

@@ -26,6 +26,9 @@ bit-identical on every path, tile size and batch.
 import triton
 import triton.language as tl
 
+from .geometry import kernel
+from .sorting_kernels import local_token_count, zero_moe_buf
+
 _FIXED_ONE = tl.constexpr(1099511627776.0)  # 2**40: b_e <= 1, so E <= 2**20 terms never overflow int64
 # Selected columns become TAKEN + slot: a key below every real one (the smallest, -inf, is
 # -2139095041) and above the padding columns' key -2**31, so they are never picked again.
@@ -143,15 +146,43 @@ def gating_rows(
 
 
 @triton.jit
+def selected_in_tile(packed, i_t, M, mask_ptr, E, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr):
+    """-> (sel, slot) per [row, column] of a ``select_topk`` tile: selected by a row t < M
+    and kept by the expert mask (what the sort keeps), and its top-k slot."""
+    taken, slot = taken_slots(packed)
+    sel = taken & (i_t < M)[:, None]
+    if HAS_MASK:
+        i_e = tl.arange(0, BLOCK_E)
+        sel = sel & (tl.load(mask_ptr + i_e, mask=i_e < E, other=0) != 0)[None, :]
+    return sel, slot
+
+
+@kernel
 def topk_gating_kernel(
     logits_ptr,  # (T, E) float32/float16/bfloat16, any strides: input
     stride_t, stride_e,
     weights_ptr,  # (T, K) float32: output
     ids_ptr,  # (T, K) int32: output
-    T, E,
+    mask_ptr,  # (E,): input (when HIST and HAS_MASK)
+    m_ptr,  # (1,) int32: input, num_local_tokens on the device (when HIST and M_ON_DEVICE)
+    hist_ptr,  # (tiles, BLOCK_E) int32: output, each tile's histogram of kept experts (when HIST)
+    buf_ptr, buf_row_words,  # moe_buf: output (when HAS_BUF)
+    num_gate_tiles, m_value, T, E,
     K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
-    RENORMALIZE: tl.constexpr,
+    RENORMALIZE: tl.constexpr, HIST: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
+    HAS_BUF: tl.constexpr, BUF_WORD: tl.constexpr, BLOCK_Z: tl.constexpr,
 ):
-    """Grid: (cdiv(T, BLOCK_T),). Program p owns rows [p*BLOCK_T, (p+1)*BLOCK_T)."""
-    gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, tl.program_id(0) * BLOCK_T, T, E,
-                K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+    """Grid: (tiles + Z,). Program p < tiles owns rows [p*BLOCK_T, (p+1)*BLOCK_T); with HIST
+    (the unfused route) it also counts its tile's kept experts for the tiled sort, straight
+    from the gating registers. Programs tiles.. zero moe_buf."""
+    pid = tl.program_id(0)
+    M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
+    if pid < num_gate_tiles:
+        i_t, _, _, _, packed, b_id, b_w = select_topk(logits_ptr, stride_t, stride_e, pid * BLOCK_T, T, E,
+                                                      K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+        store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K, BLOCK_K)
+        if HIST:
+            sel, _ = selected_in_tile(packed, i_t, M, mask_ptr, E, HAS_MASK, BLOCK_E)
+            tl.store(hist_ptr + pid * BLOCK_E + tl.arange(0, BLOCK_E), tl.sum(sel.to(tl.int32), axis=0))
+    elif HAS_BUF:
+        zero_moe_buf(buf_ptr, buf_row_words, M, num_gate_tiles, BUF_WORD, BLOCK_Z)

@@ -1,13 +1,12 @@
 """Host side of the fused route: gating + sorting (+ moe_buf zeroing) on one of two paths."""
 import torch
 
-from . import buffers, config
-from .dispatch import choose_path
+from . import buffers, geometry
 from .gating import check_logits, gating_launch
 from .launcher import KernelLaunch
 from .plans import PlanCache, plan_key
 from .route_kernels import fused_route_kernel
-from .sorting import SortingArgs, SortingPlan
+from .sorting import SortingArgs, TiledPlacement
 from .validation import MAX_TOPK_SORTED, as_flag, as_int, as_local_tokens, check_topk, kernel_pointers
 
 _FUSED_DYNAMIC = ("logits_ptr", "weights_ptr", "ids_ptr", "mask_ptr", "m_ptr", "sorted_ids_ptr", "sorted_w_ptr",
@@ -20,7 +19,7 @@ class _RoutePlan:
         T, E = check_logits(logits, topk)
         check_topk(topk, E, MAX_TOPK_SORTED)
         args = SortingArgs(T, topk, E, unit_size, expert_mask, num_local_tokens, moe_buf, logits, layout)
-        self.path = choose_path(path, T, E, topk, logits.device)
+        self.path = geometry.choose_path(path, T, E, topk, logits.device)
         if out is not None:
             buffers.check_route_out(out, T, topk, E, unit_size, logits.device, layout)
         self.shape = (T, topk, E, unit_size, logits.device, layout)
@@ -28,27 +27,21 @@ class _RoutePlan:
         tails = buffers.tail_lengths(None if out is None else out[2:], T, topk, E, unit_size, layout)
         if self.path == "fused":
             self._plan_fused(logits, renormalize, args, tails)
-        else:
-            self.gate = gating_launch(logits, topk, renormalize)
-            self.sort = SortingPlan(args, (topk, 1), (topk, 1), tails)
+        else:  # gating writes the tile histograms the tiled sort places from
+            self.gate = gating_launch(logits, topk, renormalize, args)
+            rows = geometry.gate_tile(E, topk).block_t
+            self.sort = TiledPlacement(args, geometry.tiled_sort(T, topk, E, rows), (topk, 1), (topk, 1), tails)
 
     def _plan_fused(self, logits, renormalize, args, tails):
-        block_t, block_e, block_k = config.gate_tile(args.E, args.K, args.T)
-        self.gate_tiles = max(1, config.cdiv(args.T, block_t))
-        self.block_n = config.next_pow2(block_t * args.K)
-        self.block_e = block_e
-        registers = self.gate_tiles == 1 and config.sort_from_registers(block_t, block_e)
+        fused = geometry.fused_tile(args.T, args.K, args.E)
+        self.gate_tiles, self.block_n, self.block_e = fused.tiles, fused.block_n, fused.gate.block_e
         self.fused = KernelLaunch(
-            fused_route_kernel, self.gate_tiles + args.zero_programs,
-            config.route_warps(block_t, block_e, registers),
-            _FUSED_DYNAMIC,
+            fused_route_kernel, fused.tiles + args.zero_programs, fused.warps, _FUSED_DYNAMIC,
             dict(args.static, **tails, stride_t=logits.stride(0), stride_e=logits.stride(1),
-                 num_gate_tiles=self.gate_tiles,
-                 RENORMALIZE=renormalize, SINGLE_TILE=self.gate_tiles == 1, BLOCK_T=block_t,
-                 BLOCK_K=block_k, BLOCK_N=self.block_n,
-                 SCAN_ROWS=min(config.next_pow2(self.gate_tiles), max(1, 4096 // block_e)),
-                 PLACE_BLOCK=config.PLACE_BLOCK, SORT_FROM_REGISTERS=registers,
-                 BLOCK_A=(block_a := config.sort_chunk(args.T, args.K)), SINGLE_CHUNK=args.T * args.K <= block_a),
+                 num_gate_tiles=fused.tiles, RENORMALIZE=renormalize, SINGLE_TILE=fused.tiles == 1,
+                 BLOCK_T=fused.gate.block_t, BLOCK_K=fused.gate.block_k, BLOCK_N=fused.block_n,
+                 SCAN_ROWS=fused.scan_rows, PLACE_BLOCK=geometry.PLACE_BLOCK, SORT_FROM_REGISTERS=fused.registers,
+                 BLOCK_A=fused.block_a, SINGLE_CHUNK=args.T * args.K <= fused.block_a),
         )
 
     def __call__(self, logits, expert_mask, num_local_tokens, moe_buf, out):
@@ -56,8 +49,9 @@ class _RoutePlan:
         mask, m, buf = kernel_pointers(expert_mask, num_local_tokens, moe_buf, out[-1])
         sorting = buffers.kernel_outputs(out[2:], self.layout)
         if self.path != "fused":
-            self.gate(logits, out.topk_weights, out.topk_ids)
-            self.sort(out.topk_ids, out.topk_weights, sorting, mask, m, buf)
+            hist, counts = self.sort.workspace()
+            self.gate(logits, out.topk_weights, out.topk_ids, mask, m, hist, buf)
+            self.sort(out.topk_ids, out.topk_weights, sorting, mask, m, hist, counts)
             return out
         if self.gate_tiles > 1:
             tiles, block_n = self.gate_tiles, self.block_n

@@ -3,7 +3,7 @@ zeroing in one launch. Only ``@triton.jit`` code.
 
 Grid: (G + Z,).
 - Programs [0, G) gate one tile of BLOCK_T rows each and write topk_ids / topk_weights.
-  With G == 1 (SINGLE_TILE) program 0 also sorts, one of two ways (config.sort_from_registers):
+  With G == 1 (SINGLE_TILE) program 0 also sorts, one of two ways (geometry.sort_from_registers):
   straight from the gating tile's registers, where an assignment's place inside its
   expert is a popcount over the earlier rows (``tile_assignments``; fastest for 1-2 rows),
   or by reading its rows back after a barrier and sorting them (``sort_assignments``).
@@ -20,9 +20,10 @@ vLLM, by the ``VLLM`` constexpr); ``counter`` is one int32, zero between calls.
 import triton
 import triton.language as tl
 
-from .gating_kernels import gating_rows, select_topk, store_topk, taken_slots, tile_weights
-from .sorting_kernels import (as_bits, as_words, local_token_count, pack_token, place_presorted, presort_tile,
-                              sort_assignments, write_layout, zero_rows)
+from .gating_kernels import gating_rows, select_topk, selected_in_tile, store_topk, tile_weights
+from .geometry import kernel
+from .sorting_kernels import (as_bits, local_token_count, pack_token, place_presorted, presort_tile, sort_assignments,
+                              write_layout, zero_moe_buf)
 
 
 @triton.jit
@@ -42,11 +43,7 @@ def tile_assignments(packed, i_t, M, mask_ptr, E, HAS_MASK: tl.constexpr, BLOCK_
     and the tile's expert counts. A row's experts are distinct, so (expert, row) order is
     the sort's (expert, position) order. Each expert's rows become the bits of one int32
     (a sum down the rows, no scan); a rank is a popcount below the row's bit."""
-    taken, slot = taken_slots(packed)
-    sel = taken & (i_t < M)[:, None]
-    if HAS_MASK:
-        i_e = tl.arange(0, BLOCK_E)
-        sel = sel & (tl.load(mask_ptr + i_e, mask=i_e < E, other=0) != 0)[None, :]
+    sel, slot = selected_in_tile(packed, i_t, M, mask_ptr, E, HAS_MASK, BLOCK_E)
     row_bit = (1 << i_t)[:, None]
     rows = tl.sum(tl.where(sel, row_bit, 0), axis=0)
     return sel, slot, _popcount(rows[None, :] & (row_bit - 1)), _popcount(rows)
@@ -78,7 +75,7 @@ def route_single_tile(
     tl.store(sorted_eids_ptr + dest // U, tl.broadcast_to(local[None, :], [BLOCK_T, BLOCK_E]), mask=head)
 
 
-@triton.jit
+@kernel
 def fused_route_kernel(
     logits_ptr, stride_t, stride_e,  # (T, E) float32/float16/bfloat16: input
     weights_ptr,  # (T, K) float32: output
@@ -138,5 +135,4 @@ def fused_route_kernel(
                     BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E, BLOCK_N=BLOCK_N, SCAN_ROWS=SCAN_ROWS, PAD_W=PAD_W,
                     PLACE_BLOCK=PLACE_BLOCK, VLLM=VLLM)
     elif HAS_BUF:
-        zero_rows(as_words(buf_ptr, BUF_WORD), M.to(tl.int64) * buf_row_words, pid - num_gate_tiles,
-                  tl.num_programs(0) - num_gate_tiles, BLOCK_Z)
+        zero_moe_buf(buf_ptr, buf_row_words, M, num_gate_tiles, BUF_WORD, BLOCK_Z)

@@ -1,11 +1,10 @@
 """Host side of MoE sorting: validate once per plan, allocate, launch."""
 import torch
 
-from . import buffers, config
-from .dispatch import DISPATCH_THRESHOLDS
+from . import buffers, geometry
 from .launcher import KernelLaunch
 from .plans import PlanCache, plan_key
-from .sorting_kernels import moe_sorting_kernel, tile_histogram_kernel, tile_offsets_kernel, tile_scatter_kernel
+from .sorting_kernels import moe_sorting_kernel, tile_histogram_kernel, tile_place_kernel, tile_scan_kernel
 from .validation import (MAX_TOPK_SORTED, as_int, as_local_tokens, check_int, check_same_device, check_tensor,
                          check_tokens, expert_mask_arg, kernel_pointers, local_tokens_arg, moe_buf_arg)
 
@@ -26,14 +25,43 @@ class SortingArgs:
         m_tensor, m_value = local_tokens_arg(num_local_tokens, T, ref)
         buf_word, buf_row_words = moe_buf_arg(moe_buf, T, ref)
         self.device = ref.device
-        self.block_e = config.next_pow2(E)
-        self.zero_programs = config.zero_programs(T, buf_row_words, ref.device) if moe_buf is not None else 0
+        self.block_e = geometry.next_pow2(E)
+        self.zero_programs = geometry.zero_programs(T, buf_row_words, ref.device) if moe_buf is not None else 0
         self.static = dict(
             buf_row_words=buf_row_words, m_value=m_value, T=T, E=E, K=K, U=unit_size,
             HAS_MASK=has_mask, M_ON_DEVICE=m_tensor is not None, HAS_BUF=moe_buf is not None,
-            BUF_WORD=buf_word or 4, BLOCK_E=self.block_e, PAD_W=config.pad_width(unit_size, self.block_e),
-            BLOCK_Z=config.ZERO_BLOCK, VLLM=layout == "vllm",
+            BUF_WORD=buf_word or 4, BLOCK_E=self.block_e, PAD_W=geometry.pad_width(unit_size, self.block_e),
+            BLOCK_Z=geometry.ZERO_BLOCK, VLLM=layout == "vllm",
         )
+
+
+class TiledPlacement:
+    """The launches after the tile histograms: (column scan), then every tile placed in
+    parallel (kernels in sorting_kernels.py). ``histogram`` is the launch that writes the
+    histograms (and zeroes moe_buf); the caller owns it."""
+
+    def __init__(self, args, tiling, ids_strides, w_strides, tail_lengths):
+        self.tiling, self.block_e, self.device = tiling, args.block_e, args.device
+        static = dict(args.static, **tail_lengths, ids_stride_t=ids_strides[0], ids_stride_k=ids_strides[1],
+                      w_stride_t=w_strides[0], w_stride_k=w_strides[1], num_tiles=tiling.tiles,
+                      scanned=int(tiling.scanned), ROWS=tiling.rows, BLOCK_N=tiling.block_n,
+                      SCAN_ROWS=tiling.scan_rows, COLUMNS=tiling.scan_columns,
+                      ROWS_PER_STEP=geometry.SCAN_ELEMENTS // tiling.scan_columns)
+        self.scan = KernelLaunch(tile_scan_kernel, tiling.scan_programs if tiling.scanned else 0,
+                                 geometry.SORT_WARPS, ("hist_ptr", "counts_ptr"), static)
+        self.place = KernelLaunch(tile_place_kernel, tiling.tiles + 1, geometry.SORT_WARPS,
+                                  _SORT_INPUTS + ("hist_ptr", "counts_ptr") + _SORT_OUTPUTS, static)
+        self.static = static
+
+    def workspace(self):
+        """(histograms, counts): int32, one allocation per call."""
+        tiles, block_e = self.tiling.tiles, self.block_e
+        workspace = torch.empty((tiles + 1) * block_e, dtype=torch.int32, device=self.device)
+        return workspace[: tiles * block_e], workspace[tiles * block_e:]
+
+    def __call__(self, topk_ids, topk_weights, out, mask, m, hist, counts):
+        self.scan(hist, counts)
+        self.place(topk_ids, topk_weights, mask, m, hist, counts, *out)
 
 
 class SortingPlan:
@@ -42,40 +70,31 @@ class SortingPlan:
     def __init__(self, args, ids_strides, w_strides, tail_lengths):
         """tail_lengths: n_sorted and n_blocks (buffers.tail_lengths)."""
         self.args = args
-        block_a = config.sort_chunk(args.T, args.K)
-        static = dict(args.static, **tail_lengths, ids_stride_t=ids_strides[0], ids_stride_k=ids_strides[1],
-                      w_stride_t=w_strides[0], w_stride_k=w_strides[1], BLOCK_A=block_a,
-                      SINGLE_CHUNK=args.T * args.K <= block_a)
-        self.single_program = args.T <= DISPATCH_THRESHOLDS["sort_single_program"]
+        self.single_program = geometry.single_program_sort(args.T)
         if self.single_program:
-            self.sort = KernelLaunch(moe_sorting_kernel, 1 + args.zero_programs, 4,
+            block_a = geometry.sort_chunk(args.T, args.K)
+            static = dict(args.static, **tail_lengths, ids_stride_t=ids_strides[0], ids_stride_k=ids_strides[1],
+                          w_stride_t=w_strides[0], w_stride_k=w_strides[1], BLOCK_A=block_a,
+                          SINGLE_CHUNK=args.T * args.K <= block_a)
+            self.sort = KernelLaunch(moe_sorting_kernel, 1 + args.zero_programs, geometry.SORT_WARPS,
                                      _SORT_INPUTS + _SORT_OUTPUTS + ("buf_ptr",), static)
             return
-        # T > sort_single_program, so a full chunk of assignments per tile
-        self.tiles = config.cdiv(args.T * args.K, block_a)
-        static.update(BLOCK_S=block_a, num_tiles=self.tiles,
-                      SCAN_ROWS=min(config.next_pow2(self.tiles), max(1, 8192 // args.block_e)))
-        self.histogram = KernelLaunch(tile_histogram_kernel, self.tiles, 4,
-                                      ("ids_ptr", "mask_ptr", "m_ptr", "tile_base_ptr"), static)
-        self.offsets = KernelLaunch(tile_offsets_kernel, 1 + args.zero_programs, 4,
-                                    ("tile_base_ptr", "local_ptr", "mask_ptr", "m_ptr") + _SORT_OUTPUTS + ("buf_ptr",),
-                                    static)
-        self.scatter = KernelLaunch(tile_scatter_kernel, self.tiles, 4,
-                                    _SORT_INPUTS + ("tile_base_ptr", "local_ptr") + _SORT_OUTPUTS[:3], static)
+        self.tiled = TiledPlacement(args, geometry.tiled_sort(args.T, args.K, args.E), ids_strides, w_strides,
+                                    tail_lengths)
+        self.histogram = KernelLaunch(tile_histogram_kernel, self.tiled.tiling.tiles + args.zero_programs,
+                                      geometry.SORT_WARPS, ("ids_ptr", "mask_ptr", "m_ptr", "hist_ptr", "buf_ptr"),
+                                      self.tiled.static)
 
     def __call__(self, topk_ids, topk_weights, out, mask, m, buf):
         """out: the four sorting buffers in the kernels' order (buffers.kernel_outputs). Small
         batches: one launch, program 0 sorts while programs 1.. zero moe_buf. Larger ones:
-        histogram, scan and scatter launches, every tile in parallel."""
+        histogram (+ zeroing), (column scan,) place: every tile in parallel."""
         if self.single_program:
             self.sort(topk_ids, topk_weights, mask, m, *out, buf)
             return
-        block_e = self.args.block_e
-        workspace = torch.empty((self.tiles + 1) * block_e, dtype=torch.int32, device=self.args.device)
-        tile_base, local = workspace[: self.tiles * block_e], workspace[self.tiles * block_e:]
-        self.histogram(topk_ids, mask, m, tile_base)
-        self.offsets(tile_base, local, mask, m, *out, buf)
-        self.scatter(topk_ids, topk_weights, mask, m, tile_base, local, *out[:3])
+        hist, counts = self.tiled.workspace()
+        self.histogram(topk_ids, mask, m, hist, buf)
+        self.tiled(topk_ids, topk_weights, out, mask, m, hist, counts)
 
 
 class _MoeSortingPlan:

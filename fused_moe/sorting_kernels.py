@@ -46,6 +46,8 @@ With ``VLLM`` off those arguments are unused and the code is the CK code.
 import triton
 import triton.language as tl
 
+from .geometry import kernel
+
 TAIL_BLOCK = tl.constexpr(1024)  # vLLM layout: tail slots / blocks written per step of fill_range
 
 
@@ -371,7 +373,7 @@ def zero_rows(buf_ptr, n_words, part, parts, BLOCK_Z: tl.constexpr):
         tl.store(buf_ptr + o, zeros, mask=o < n_words)
 
 
-@triton.jit
+@kernel
 def moe_sorting_kernel(
     ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32 or int64: input
     w_ptr, w_stride_t, w_stride_k,  # (T, K) float32: input
@@ -397,92 +399,124 @@ def moe_sorting_kernel(
             HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_A, PAD_W=PAD_W, SINGLE_CHUNK=SINGLE_CHUNK, CACHE="",
             VLLM=VLLM)
     elif HAS_BUF:
-        zero_rows(as_words(buf_ptr, BUF_WORD), M.to(tl.int64) * buf_row_words, pid - 1, tl.num_programs(0) - 1,
-                  BLOCK_Z)
+        zero_moe_buf(buf_ptr, buf_row_words, M, 1, BUF_WORD, BLOCK_Z)
 
 
 @triton.jit
+def zero_moe_buf(buf_ptr, buf_row_words, M, first_program, BUF_WORD: tl.constexpr, BLOCK_Z: tl.constexpr):
+    """Programs [first_program, num_programs) zero moe_buf rows [0, M), as BUF_WORD-byte words."""
+    zero_rows(as_words(buf_ptr, BUF_WORD), M.to(tl.int64) * buf_row_words, tl.program_id(0) - first_program,
+              tl.num_programs(0) - first_program, BLOCK_Z)
+
+
+@triton.jit
+def tile_assignment_range(tile, M, ROWS: tl.constexpr, K: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Flat assignments of row tile ``tile`` (token rows [tile*ROWS, (tile+1)*ROWS), t < M):
+    -> (f, n_end), f = first + arange(BLOCK_N), valid where f < n_end."""
+    f = tile * (ROWS * K) + tl.arange(0, BLOCK_N)
+    return f, tl.minimum(M, (tile + 1) * ROWS) * K
+
+
+@kernel
 def tile_histogram_kernel(
     ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32 or int64: input
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
-    tile_base_ptr,  # (tiles, BLOCK_E) int32: output, this tile's expert histogram
-    m_value, T, E,
-    K: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
-    BLOCK_E: tl.constexpr, BLOCK_S: tl.constexpr,
-):
-    """Grid: (tiles,). Program p counts the kept experts of assignments [p*BLOCK_S, (p+1)*BLOCK_S)."""
-    pid = tl.program_id(0)
-    M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
-    e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, pid * BLOCK_S + tl.arange(0, BLOCK_S),
-                               M * K, E, K, HAS_MASK, "")
-    tl.store(tile_base_ptr + pid * BLOCK_E + tl.arange(0, BLOCK_E), tl.histogram(e, BLOCK_E, mask=keep))
-
-
-@triton.jit
-def tile_offsets_kernel(
-    tile_base_ptr,  # (tiles, BLOCK_E) int32: histograms in, first slot of each (tile, expert) out
-    local_ptr,  # (BLOCK_E,) int32: output, local expert ids
-    mask_ptr,  # (E,): input
-    m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
-    sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs: padding, counts (vLLM: tails)
+    hist_ptr,  # (tiles, BLOCK_E) int32: output, each tile's expert histogram
     buf_ptr, buf_row_words,  # moe_buf: output (when HAS_BUF)
-    n_sorted, n_blocks,  # lengths of sorted_ids / sorted_eids (read when VLLM)
     num_tiles, m_value, T, E,
-    K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr,
-    BUF_WORD: tl.constexpr, BLOCK_E: tl.constexpr, SCAN_ROWS: tl.constexpr, PAD_W: tl.constexpr,
-    BLOCK_Z: tl.constexpr, VLLM: tl.constexpr,
+    K: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr,
+    BUF_WORD: tl.constexpr, BLOCK_E: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_Z: tl.constexpr,
 ):
-    """Grid: (1 + Z,). Program 0 scans the tile histograms (SCAN_ROWS tiles at a time) into
-    per-(tile, expert) first slots and writes the padding (vLLM layout: and the tails);
-    programs 1..Z zero moe_buf."""
+    """Grid: (tiles + Z,). Program p < tiles counts the kept experts of row tile p; programs
+    tiles.. zero moe_buf."""
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
-    if pid == 0:
-        i_r = tl.arange(0, SCAN_ROWS)[:, None]
-        i_e = tl.arange(0, BLOCK_E)[None, :]
-        counts = tl.zeros([BLOCK_E], dtype=tl.int32)
-        for r0 in range(0, num_tiles, SCAN_ROWS):
-            m_r = (r0 + i_r) < num_tiles
-            counts += tl.sum(tl.load(tile_base_ptr + (r0 + i_r) * BLOCK_E + i_e, mask=m_r, other=0), axis=0)
-        running, local = write_layout(
-            counts, mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=as_bits(sorted_w_ptr),
-            sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks,
-            M=M, T=T, E=E, K=K, U=U, HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
-        tl.store(local_ptr + tl.arange(0, BLOCK_E), local)
-        for r0 in range(0, num_tiles, SCAN_ROWS):
-            m_r = (r0 + i_r) < num_tiles
-            p_h = tile_base_ptr + (r0 + i_r) * BLOCK_E + i_e
-            h = tl.load(p_h, mask=m_r, other=0)
-            tl.store(p_h, running[None, :] + tl.cumsum(h, 0) - h, mask=m_r)
-            running += tl.sum(h, axis=0)
+    if pid < num_tiles:
+        f, n_end = tile_assignment_range(pid, M, ROWS, K, BLOCK_N)
+        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK, "")
+        tl.store(hist_ptr + pid * BLOCK_E + tl.arange(0, BLOCK_E), tl.histogram(e, BLOCK_E, mask=keep))
     elif HAS_BUF:
-        zero_rows(as_words(buf_ptr, BUF_WORD), M.to(tl.int64) * buf_row_words, pid - 1, tl.num_programs(0) - 1,
-                  BLOCK_Z)
+        zero_moe_buf(buf_ptr, buf_row_words, M, num_tiles, BUF_WORD, BLOCK_Z)
+
+
+@kernel
+def tile_scan_kernel(
+    hist_ptr,  # (tiles, BLOCK_E) int32: histograms in, exclusive prefix over earlier tiles out
+    counts_ptr,  # (BLOCK_E,) int32: output, every expert's total
+    num_tiles,
+    BLOCK_E: tl.constexpr, COLUMNS: tl.constexpr, ROWS_PER_STEP: tl.constexpr,
+):
+    """Grid: (BLOCK_E // COLUMNS,). Program g scans experts [g*COLUMNS, (g+1)*COLUMNS) down
+    every tile, so no program walks the whole (tiles, E) table alone."""
+    i_c = tl.program_id(0) * COLUMNS + tl.arange(0, COLUMNS)
+    i_r = tl.arange(0, ROWS_PER_STEP)[:, None]
+    running = tl.zeros([COLUMNS], dtype=tl.int32)
+    for r0 in range(0, num_tiles, ROWS_PER_STEP):
+        m_r = (r0 + i_r) < num_tiles
+        p_h = hist_ptr + (r0 + i_r) * BLOCK_E + i_c[None, :]
+        h = tl.load(p_h, mask=m_r, other=0)
+        tl.store(p_h, running[None, :] + tl.cumsum(h, 0) - h, mask=m_r)
+        running += tl.sum(h, axis=0)
+    tl.store(counts_ptr + i_c, running)
 
 
 @triton.jit
-def tile_scatter_kernel(
+def tile_counts(hist_ptr, counts_ptr, tile, num_tiles, scanned,
+                BLOCK_E: tl.constexpr, SCAN_ROWS: tl.constexpr):
+    """-> (counts, before): every expert's total, and its entries in tiles before ``tile``.
+    ``scanned``: tile_scan_kernel ran; else sum the raw histograms here (few tiles)."""
+    i_e = tl.arange(0, BLOCK_E)
+    if scanned:
+        counts = tl.load(counts_ptr + i_e)
+        o_h = tile * BLOCK_E + i_e
+        before = tl.load(hist_ptr + o_h, mask=o_h < num_tiles * BLOCK_E, other=0)  # none for the layout program
+    else:
+        i_r = tl.arange(0, SCAN_ROWS)[:, None]
+        counts = tl.zeros([BLOCK_E], dtype=tl.int32)
+        before = tl.zeros([BLOCK_E], dtype=tl.int32)
+        for r0 in range(0, num_tiles, SCAN_ROWS):
+            h = tl.load(hist_ptr + (r0 + i_r) * BLOCK_E + i_e[None, :], mask=(r0 + i_r) < num_tiles, other=0)
+            counts += tl.sum(h, axis=0)
+            before += tl.sum(tl.where((r0 + i_r) < tile, h, 0), axis=0)
+    return counts, before
+
+
+@kernel
+def tile_place_kernel(
     ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32 or int64: input
-    w_ptr, w_stride_t, w_stride_k,  # (T, K) float32: input
+    w_ptr, w_stride_t, w_stride_k,  # (T, K) float32: input (not read in the vLLM layout)
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
-    tile_base_ptr,  # (tiles, BLOCK_E) int32: input, first slot of each (tile, expert)
-    local_ptr,  # (BLOCK_E,) int32: input, local expert ids
-    sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,  # outputs
-    m_value, T, E,
+    hist_ptr,  # (tiles, BLOCK_E) int32: input, histograms (or their column scan when ``scanned``)
+    counts_ptr,  # (BLOCK_E,) int32: input when ``scanned``
+    sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs (vLLM: sorted_w_ptr unused)
+    n_sorted, n_blocks,  # lengths of sorted_ids / sorted_eids (read when VLLM)
+    num_tiles, scanned, m_value, T, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
-    BLOCK_E: tl.constexpr, BLOCK_S: tl.constexpr, VLLM: tl.constexpr,
+    BLOCK_E: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr,
+    PAD_W: tl.constexpr, VLLM: tl.constexpr,
 ):
-    """Grid: (tiles,). Program p sorts and places assignments [p*BLOCK_S, (p+1)*BLOCK_S)."""
+    """Grid: (tiles + 1,). Every program derives the expert layout from the tile counts;
+    program p < tiles sorts row tile p and places it at start of expert + entries of the
+    expert in earlier tiles; program ``tiles`` writes num_valid_ids and the padding
+    (vLLM layout: and the tails)."""
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
-    f = pid * BLOCK_S + tl.arange(0, BLOCK_S)
-    e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, M * K, E, K, HAS_MASK, "")
-    w = load_weight_bits(as_bits(w_ptr), w_stride_t, w_stride_k, f, M * K, K, "", VLLM)
-    e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_S)
-    f_s = pid * BLOCK_S + i_s
-    i_e = tl.arange(0, BLOCK_E)
-    place_sorted(e_s, pack_token(f_s // K, f_s % K, K, VLLM), w_s, tl.load(tile_base_ptr + pid * BLOCK_E + i_e),
-                 tl.load(local_ptr + i_e), sorted_ids_ptr, as_bits(sorted_w_ptr), sorted_eids_ptr,
-                 U=U, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_S, VLLM=VLLM)
+    counts, before = tile_counts(hist_ptr, counts_ptr, pid, num_tiles, scanned, BLOCK_E, SCAN_ROWS)
+    sorted_w_ptr = as_bits(sorted_w_ptr)
+    if pid == num_tiles:
+        write_layout(counts, mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr,
+                     sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr, n_sorted=n_sorted,
+                     n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U, HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E,
+                     PAD_W=PAD_W, VLLM=VLLM)
+    else:
+        _, starts, _, local = expert_layout(counts, mask_ptr, E, U, HAS_MASK, BLOCK_E)
+        f, n_end = tile_assignment_range(pid, M, ROWS, K, BLOCK_N)
+        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK, "")
+        w = load_weight_bits(as_bits(w_ptr), w_stride_t, w_stride_k, f, n_end, K, "", VLLM)
+        e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_N)
+        f_s = pid * (ROWS * K) + i_s
+        place_sorted(e_s, pack_token(f_s // K, f_s % K, K, VLLM), w_s, starts + before, local,
+                     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, U=U, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_N, VLLM=VLLM)

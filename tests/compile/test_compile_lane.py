@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fused_moe import config
+from fused_moe import geometry
 
 pytestmark = pytest.mark.compile
 
@@ -74,12 +74,12 @@ def test_real_variants_pass_with_host_constexprs(tmp_path):
     assert len(report["results"]) == 12 and all(row["status"] == "ok" for row in report["results"])
     assert not _fails(report)
     # The variants come from the host code: DeepSeek-R1's decode launch carries the tile
-    # config.gate_tile picks, on the register-sorting single-tile path.
+    # geometry.fused_tile picks, on the register-sorting single-tile path.
     fused = [v for v in report["variants"] if v["kernel"] == "fused_route_kernel"
              and any(label.startswith("DeepSeek-R1 route(fused)") and "1" in ts.split(",")
                      for label, ts in v["origins"].items())]
     assert fused, [v["origins"] for v in report["variants"]]
-    block_t, block_e, block_k = config.gate_tile(256, 8, 1)
+    tile = geometry.fused_tile(1, 8, 256)
     assert {k: fused[0]["constexprs"][k] for k in ("BLOCK_T", "BLOCK_E", "BLOCK_K", "SORT_FROM_REGISTERS")} == {
-        "BLOCK_T": repr(block_t), "BLOCK_E": repr(block_e), "BLOCK_K": repr(block_k),
-        "SORT_FROM_REGISTERS": repr(config.sort_from_registers(block_t, block_e))}
+        "BLOCK_T": repr(tile.gate.block_t), "BLOCK_E": repr(tile.gate.block_e), "BLOCK_K": repr(tile.gate.block_k),
+        "SORT_FROM_REGISTERS": repr(tile.registers)}

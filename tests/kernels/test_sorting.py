@@ -5,7 +5,7 @@ import torch
 
 import fused_moe
 import oracles
-from fused_moe.dispatch import DISPATCH_THRESHOLDS_ASSIGNMENTS
+from fused_moe.geometry import DISPATCH_THRESHOLDS_ASSIGNMENTS
 from oracles.layouts import vllm_from_ck
 
 from .harness import (canaried_vllm_sorting_out, check_vllm_sorting, expected_vllm, fresh_seed, poisoned_sorting_out,
