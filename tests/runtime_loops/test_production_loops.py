@@ -7,16 +7,20 @@ production kernels have it, each at zero, one and many trips:
 
 - ``zero_rows`` (fused_moe/sorting_kernels.py): moe_buf rows [0, M) zeroed, M read on
   the device, by programs ``pid >= 1`` of ``moe_sorting_kernel`` (T up to the
-  ``sort_single_program`` threshold) or of ``tile_offsets_kernel`` (the tiled sort
-  above it), and by programs ``pid >= num_gate_tiles`` of ``fused_route_kernel``;
+  ``sort_single_program`` threshold), programs ``pid >= num_tiles`` of
+  ``tile_histogram_kernel`` (the tiled sort above it), programs ``pid >= num_gate_tiles``
+  of ``topk_gating_kernel`` (unfused route) and of ``fused_route_kernel``;
 - ``sort_assignments``, run by program 0 of ``moe_sorting_kernel`` and by program 0 of
   ``fused_route_kernel`` on a single gating tile of more than ``fused_register_sort``
   rows (smaller tiles sort from registers, with no loop): the chunk loops
   ``for start in range(0, M*K, BLOCK_A)`` (when T*K exceeds one chunk; else SINGLE_CHUNK);
 - ``fill_padding``: ``for z0 in range(0, U - 1, PAD_W)``, masked to each expert's
   padding slots ``[starts + counts, starts + padded)`` (counts known only at run time);
-- ``tile_offsets_kernel`` program 0: the scan over ``num_tiles`` tile histograms,
-  ``for r0 in range(0, num_tiles, SCAN_ROWS)``;
+- the tiled sort (``moe_sorting`` above the threshold, every unfused route): every
+  ``tile_place_kernel`` program sums the tile histograms itself under ``if scanned:``'s
+  else branch, ``for r0 in range(0, num_tiles, SCAN_ROWS)``, or, past SELF_SCAN_TILES
+  tiles, ``tile_scan_kernel`` scans them by columns, ``for r0 in range(0, num_tiles,
+  ROWS_PER_STEP)``; program ``num_tiles`` writes the layout;
 - ``fused_route_kernel``: the last-arriver branch ``if ticket == num_gate_tiles - 1:``
   (taken when T needs more than one gating tile), holding ``place_presorted``: the scans
   ``for r0 in range(0, num_tiles, SCAN_ROWS)`` and the placement
@@ -41,9 +45,9 @@ import triton
 
 import fused_moe
 import oracles
-from fused_moe import config
+from fused_moe import geometry
 from fused_moe.buffers import arrival_counter
-from fused_moe.dispatch import DISPATCH_THRESHOLDS
+from fused_moe.geometry import DISPATCH_THRESHOLDS
 from fused_moe.validation import moe_buf_arg
 from fused_moe.sorting_kernels import TAIL_BLOCK
 from tests.kernels.harness import (canaried_vllm_route_out, canaried_vllm_sorting_out, check_vllm_sorting,
@@ -52,7 +56,7 @@ from tests.kernels.harness import (canaried_vllm_route_out, canaried_vllm_sortin
 
 pytestmark = pytest.mark.runtime_loops
 
-ZB = config.ZERO_BLOCK  # moe_buf words per step of zero_rows' unmasked loop
+ZB = geometry.ZERO_BLOCK  # moe_buf words per step of zero_rows' unmasked loop
 SINGLE = DISPATCH_THRESHOLDS["sort_single_program"]  # moe_sorting / unfused: one sorting program up to this T
 ENTRIES = ["moe_sorting", "route-fused", "route-unfused"]
 ROUTE_PATHS = {"route-fused": "fused", "route-unfused": "unfused"}
@@ -62,18 +66,21 @@ ROUTE_PATHS = {"route-fused": "fused", "route-unfused": "unfused"}
 
 
 def _tiled(entry, T):
-    return entry != "route-fused" and T > SINGLE
+    """The tiled sort: every unfused route, and moe_sorting past the single-program threshold."""
+    return entry == "route-unfused" or (entry == "moe_sorting" and not geometry.single_program_sort(T))
 
 
 def _gate_tiles(E, K, T):
-    return max(1, triton.cdiv(T, config.gate_tile(E, K, T)[0]))
+    return geometry.fused_tile(T, K, E).tiles
 
 
 def zeroing_construct(entry, T, m_on_device):
     if entry == "route-fused":
         site = "fused_route_kernel programs pid >= num_gate_tiles"
+    elif entry == "route-unfused":
+        site = "topk_gating_kernel programs pid >= num_gate_tiles"
     elif _tiled(entry, T):
-        site = "tile_offsets_kernel programs pid >= 1 (tiled sort)"
+        site = "tile_histogram_kernel programs pid >= num_tiles (tiled sort)"
     else:
         site = "moe_sorting_kernel programs pid >= 1"
     via = " (unfused route)" if entry == "route-unfused" else ""
@@ -87,13 +94,14 @@ def sorter_site(entry, T, E, K):
                 else "fused_route_kernel, single gating tile (program 0)")
     via = " (unfused route)" if entry == "route-unfused" else ""
     if _tiled(entry, T):
-        return f"tile_offsets_kernel program 0 (tiled sort){via}"
+        return f"tile_place_kernel, every tile in parallel, layout by program num_tiles (tiled sort){via}"
     return f"moe_sorting_kernel program 0{via}"
 
 
 PADDING_LOOP = "per-expert padding fill `for z0 in range(0, U - 1, PAD_W)` masked to [starts+counts, starts+padded)"
 CHUNK_LOOPS = "chunk loops `for start in range(0, M*K, BLOCK_A)` of sort_assignments"
-SCAN_LOOP = "tile-histogram scan `for r0 in range(0, num_tiles, SCAN_ROWS)` under `if pid == 0`"
+SCAN_LOOP = "each placing program's histogram sum `for r0 in range(0, num_tiles, SCAN_ROWS)` under `if scanned:`"
+COLUMN_SCAN_LOOP = "tile_scan_kernel's column scan `for r0 in range(0, num_tiles, ROWS_PER_STEP)`"
 SORT_BESIDE_ZEROING = "the sort beside the zeroing programs"
 LAST_ARRIVER = "last-arriver branch `if ticket == num_gate_tiles - 1:` of fused_route_kernel"
 
@@ -196,7 +204,7 @@ class ZeroPlan(NamedTuple):
 def zero_plan(buf, T, M, device):
     """Model of zero_rows' partition, for labelling cases (the output is checked by the oracle)."""
     _, row_words = moe_buf_arg(buf, T, buf)  # the word view the API picks
-    parts = config.zero_programs(T, row_words, torch.device(device))
+    parts = geometry.zero_programs(T, row_words, torch.device(device))
     words = M * row_words
     n_full = words // ZB * ZB
     trips = tuple(len(range(p * ZB, n_full, parts * ZB)) for p in range(parts))
@@ -216,9 +224,9 @@ class ZeroShape(NamedTuple):
 
 
 ZERO_SHAPES = [
-    # moe_sorting / unfused: moe_sorting_kernel (one sorting program); fused: one gating tile
+    # moe_sorting: moe_sorting_kernel (one sorting program); unfused: the gating launch; fused: one gating tile
     ZeroShape("T13", 13, 4, 32, 8, (("M0", 0), ("M1", 1), ("M6", 6), ("Mall", 13))),
-    # moe_sorting / unfused: the tiled sort (zeroing in tile_offsets_kernel); fused: 5 gating tiles
+    # moe_sorting: the tiled sort (zeroing in tile_histogram_kernel); unfused: the gating launch; fused: 5 tiles
     ZeroShape("T67", 67, 1, 8, 4, (("M0", 0), ("M1", 1), ("M33", 33), ("Mall", 67))),
 ]
 # M0: zero rows, zero trips, fully masked tail, every row untouched; M1: one row (a host int 1
@@ -239,7 +247,7 @@ ZERO_CASES = [
 @pytest.mark.parametrize("s,entry,M,m_on_device,dtype,row", ZERO_CASES)
 def test_zero_rows_local_tokens(s, entry, M, m_on_device, dtype, row, device, request):
     case = request.node.callspec.id
-    assert _tiled(entry, s.T) == (s.name == "T67" and entry != "route-fused"), (
+    assert _tiled(entry, s.T) == (entry == "route-unfused" or (s.name == "T67" and entry == "moe_sorting")), (
         f"case {case} no longer hits its sorting path (sort_single_program threshold is {SINGLE})")
     seed = fresh_seed()
     rng = np.random.default_rng(seed)
@@ -265,7 +273,7 @@ class EdgeCase(NamedTuple):
 
 
 def edge_case(name, device):
-    cap = config.zero_programs(2**30, 1, torch.device(device))  # zeroing programs for a large buffer
+    cap = geometry.zero_programs(2**30, 1, torch.device(device))  # zeroing programs for a large buffer
     cases = [
         # one uint8 row of ZB-1 bytes: the unmasked loop runs 0 trips, the tail zeroes ZB-1 words
         EdgeCase("zero-block-minus-1", torch.uint8, (ZB - 1,), 3, 1, 0, ZB - 1),
@@ -293,7 +301,7 @@ def test_zero_rows_block_edges(edge, m_on_device, entry, device, request):
     buf = random_moe_buf(rng, e.T, e.row, e.dtype, device)
     plan = zero_plan(buf, e.T, e.M, device)
     assert (plan.trips[0], plan.tail) == (e.trips, e.tail), (
-        f"case {case} no longer hits its edge (config.ZERO_BLOCK or zero_programs changed?): expected "
+        f"case {case} no longer hits its edge (geometry.ZERO_BLOCK or zero_programs changed?): expected "
         f"{e.trips} trips for program 0 and a {e.tail}-word tail, the plan is {plan}")
     run = launch(entry, rng, device, T=e.T, K=2, E=8, U=4, M=e.M, m_on_device=m_on_device, moe_buf=buf)
     assert_zeroing(zeroing_construct(entry, e.T, m_on_device), case, seed, run.buf_before, run.buf_after, e.M,
@@ -343,7 +351,7 @@ PAD_CASES = [
     PadCase("padding-U-minus-1", 9, 2, 16, 8, _ids_u_minus_1, None, None, frozenset({7}), 1),
     # E=256 caps PAD_W at 16 < U-1 = 31: two fill steps, the second one slot short of full
     PadCase("padding-U-minus-1-two-steps", 9, 2, 256, 32, _ids_singletons, None, None, frozenset({31}), 2),
-    # T above sort_single_program: the fill runs in tile_offsets_kernel (moe_sorting, unfused)
+    # T above sort_single_program: the fill runs in tile_place_kernel's layout program (moe_sorting, unfused)
     PadCase("padding-U-minus-1-tiled", 67, 1, 8, 4, _ids_tiled_u_minus_1, None, None, frozenset({3}), 1),
     PadCase("padding-U1-none", 7, 3, 8, 1, None, None, None, frozenset({0}), 0),  # U = 1: the fill loop is empty
     PadCase("padding-total0-masked", 6, 2, 8, 4, None, np.zeros(8, np.int32), None, frozenset(), 1),  # all masked
@@ -360,7 +368,7 @@ def _padding_regime(c, ids):
     counts = np.bincount(e[keep], minlength=c.E)
     pads = frozenset(int(p) for p in (-counts[counts > 0]) % c.U)
     total = int(((counts + c.U - 1) // c.U * c.U).sum())
-    pad_w = config.pad_width(c.U, triton.next_power_of_2(c.E))
+    pad_w = geometry.pad_width(c.U, triton.next_power_of_2(c.E))
     return pads, -(-(c.U - 1) // pad_w), total
 
 
@@ -374,7 +382,7 @@ def test_padding_fill(c, entry, device, request):
     pads, trips, total = _padding_regime(c, ids)
     assert (pads, trips) == (c.pads, c.fill_trips), (
         f"case {case} no longer hits its edge: per-expert padding {sorted(pads)}, {trips} fill trips "
-        f"(total {total}), expected {sorted(c.pads)} and {c.fill_trips} (config.pad_width changed?)")
+        f"(total {total}), expected {sorted(c.pads)} and {c.fill_trips} (geometry.pad_width changed?)")
     logits = designed_logits(ids, c.E, rng, device) if entry != "moe_sorting" else None
     run = launch(entry, rng, device, T=c.T, K=c.K, E=c.E, U=c.U, ids=ids, logits=logits, mask=c.mask, M=c.M,
                  m_on_device=c.M is not None)
@@ -411,12 +419,13 @@ class ChunkCase(NamedTuple):
     trips: object  # chunk-loop trips ceil(M*K / BLOCK_A); None: SINGLE_CHUNK (T*K <= BLOCK_A), no loop
 
 
-_UNFUSED = ("moe_sorting", "route-unfused")  # T <= sort_single_program
+_UNFUSED = ("moe_sorting",)  # T <= sort_single_program (the unfused route always sorts by tiles)
+_ONE_PROGRAM = ("moe_sorting", "route-fused")  # with one gating tile
 CHUNK_CASES = [
     # T*K <= one chunk: SINGLE_CHUNK loads it once, no loop (the path beside the loop)
-    ChunkCase("chunks-single-below", ENTRIES, 5, 2, 8, None, None),  # 10 assignments, chunk 16
+    ChunkCase("chunks-single-below", _ONE_PROGRAM, 5, 2, 8, None, None),  # 10 assignments, chunk 16
     ChunkCase("chunks-single-at-max", _UNFUSED, 32, 8, 16, None, None),  # 256 = MAX_SORT_CHUNK exactly
-    ChunkCase("chunks-single-M0-device", ENTRIES, 5, 2, 8, 0, None),  # M = 0 on the device
+    ChunkCase("chunks-single-M0-device", _ONE_PROGRAM, 5, 2, 8, 0, None),  # M = 0 on the device
     # T*K above one chunk: both chunk loops run, M*K from the device sets their trip count
     ChunkCase("chunks-loop-0-trips-M0-device", _UNFUSED, 33, 8, 16, 0, 0),  # M*K = 0
     ChunkCase("chunks-loop-1-partial-M5-device", _UNFUSED, 33, 8, 16, 5, 1),  # M*K = 40 < 256
@@ -436,7 +445,7 @@ CHUNK_PARAMS = [pytest.param(c, entry, id=f"{c.name}-{entry}") for c in CHUNK_CA
 def test_chunk_loops(c, entry, device, request):
     case = request.node.callspec.id
     M = c.T if c.M is None else c.M
-    chunk = config.sort_chunk(c.T, c.K)
+    chunk = geometry.sort_chunk(c.T, c.K)
     single_program = (_gate_tiles(c.E, c.K, c.T) == 1) if entry == "route-fused" else not _tiled(entry, c.T)
     trips = None if c.T * c.K <= chunk else -(-(M * c.K) // chunk)
     assert single_program and trips == c.trips, (
@@ -476,12 +485,10 @@ PRESORT_CASES = [
 
 
 def _presort_plan(T, K, E):
-    """Model of route._RoutePlan._plan_fused for several gating tiles, for labelling cases."""
-    block_t, block_e, _ = config.gate_tile(E, K, T)
-    tiles = max(1, triton.cdiv(T, block_t))
-    block_n = triton.next_power_of_2(block_t * K)
-    scan_rows = min(triton.next_power_of_2(tiles), max(1, 4096 // block_e))
-    return tiles, -(-tiles // scan_rows), -(-(tiles * block_n) // config.PLACE_BLOCK)
+    """The fused launch geometry.fused_tile decides: (tiles, scan trips, placement trips)."""
+    tile = geometry.fused_tile(T, K, E)
+    return (tile.tiles, -(-tile.tiles // tile.scan_rows),
+            -(-(tile.tiles * tile.block_n) // geometry.PLACE_BLOCK))
 
 
 @pytest.mark.parametrize("c", PRESORT_CASES, ids=[c.name for c in PRESORT_CASES])
@@ -492,7 +499,7 @@ def test_presorted_placement(c, device, request):
     tiles, scan_trips, place_trips = _presort_plan(c.T, c.K, c.E)
     assert tiles > 1 and (scan_trips, place_trips) == (c.scan_trips, c.place_trips), (
         f"case {case} no longer hits its edge: {tiles} tiles, scan {scan_trips} and place {place_trips} trips, "
-        f"expected several tiles, {c.scan_trips} and {c.place_trips} (config or route._RoutePlan changed?)")
+        f"expected several tiles, {c.scan_trips} and {c.place_trips} (geometry.fused_tile changed?)")
     seed = fresh_seed()
     run = launch("route-fused", np.random.default_rng(seed), device, T=c.T, K=c.K, E=c.E, U=8, M=c.M,
                  m_on_device=c.M is not None)
@@ -506,41 +513,51 @@ def test_presorted_placement(c, device, request):
 
 class ScanCase(NamedTuple):
     name: str
+    entry: str
     T: int
     K: int
     E: int
     M: object
     tiles: int
-    trips: int  # ceil(tiles / SCAN_ROWS)
+    scanned: bool  # tile_scan_kernel runs (more than SELF_SCAN_TILES tiles)
+    trips: int  # of the loop that scans: each placing program's, or each column program's
 
 
 SCAN_CASES = [
-    ScanCase("scan-1-trip", 67, 4, 32, None, 2, 1),  # 268 assignments: 2 tiles of 256, one scan step
-    ScanCase("scan-3-trips", 67, 8, 8192, None, 3, 3),  # E=8192: SCAN_ROWS = 1, one step per tile
-    ScanCase("scan-M0-device", 67, 4, 32, 0, 2, 1),  # M = 0 on the device: all-zero histograms, total 0
+    # placing programs sum the histograms themselves, one step ([SCAN_ROWS, BLOCK_E] at a time)
+    ScanCase("self-scan-1-trip", "moe_sorting", 67, 4, 32, None, 2, False, 1),  # 2 tiles of 64 rows
+    ScanCase("self-scan-1-trip", "route-unfused", 67, 4, 32, None, 5, False, 1),  # 5 gating tiles of 16 rows
+    ScanCase("self-scan-M0-device", "moe_sorting", 67, 4, 32, 0, 2, False, 1),  # all-zero histograms, total 0
+    ScanCase("self-scan-M0-device", "route-unfused", 67, 4, 32, 0, 5, False, 1),
+    ScanCase("self-scan-3-trips", "moe_sorting", 67, 8, 8192, None, 3, False, 3),  # E=8192: SCAN_ROWS = 1
+    # past SELF_SCAN_TILES: tile_scan_kernel scans by columns first
+    ScanCase("column-scan-1-trip", "moe_sorting", 8193, 1, 16, None, 33, True, 1),  # 256-row tiles
+    ScanCase("column-scan-1-trip", "route-unfused", 529, 2, 32, None, 34, True, 1),  # 16-row gating tiles
+    ScanCase("column-scan-M17-device", "route-unfused", 529, 2, 32, 17, 34, True, 1),  # 2 tiles not empty
+    ScanCase("column-scan-2-trips", "route-unfused", 260, 2, 4096, None, 260, True, 2),  # 1-row tiles
 ]
 
 
-def _scan_plan(T, K, E):
-    """Model of moe_sorting's tiled launch (sorting._launch_tiled), for labelling cases."""
-    block_s = min(config.MAX_SORT_CHUNK, triton.next_power_of_2(T * K))
-    tiles = triton.cdiv(T * K, block_s)
-    scan_rows = min(triton.next_power_of_2(tiles), max(1, 8192 // triton.next_power_of_2(E)))
-    return tiles, -(-tiles // scan_rows)
+def _scan_plan(entry, T, K, E):
+    """(tiles, scanned, trips) as geometry.tiled_sort decides them for this entry."""
+    rows = geometry.gate_tile(E, K).block_t if entry == "route-unfused" else None
+    tiling = geometry.tiled_sort(T, K, E, rows)
+    step = geometry.SCAN_ELEMENTS // tiling.scan_columns if tiling.scanned else tiling.scan_rows
+    return tiling.tiles, tiling.scanned, -(-tiling.tiles // step)
 
 
-@pytest.mark.parametrize("entry", ["moe_sorting", "route-unfused"])
-@pytest.mark.parametrize("c", SCAN_CASES, ids=[c.name for c in SCAN_CASES])
-def test_tiled_scan_loop(c, entry, device, request):
+@pytest.mark.parametrize("c", SCAN_CASES, ids=[f"{c.name}-{c.entry}" for c in SCAN_CASES])
+def test_tiled_scan_loop(c, device, request):
     case = request.node.callspec.id
-    assert _tiled(entry, c.T) and _scan_plan(c.T, c.K, c.E) == (c.tiles, c.trips), (
-        f"case {case} no longer hits its edge: (tiles, scan trips) = {_scan_plan(c.T, c.K, c.E)}, expected "
-        f"{(c.tiles, c.trips)}; T={c.T} vs sort_single_program={SINGLE}")
+    plan = _scan_plan(c.entry, c.T, c.K, c.E)
+    assert _tiled(c.entry, c.T) and plan == (c.tiles, c.scanned, c.trips), (
+        f"case {case} no longer hits its edge: (tiles, scanned, trips) = {plan}, expected "
+        f"{(c.tiles, c.scanned, c.trips)}")
     seed = fresh_seed()
-    run = launch(entry, np.random.default_rng(seed), device, T=c.T, K=c.K, E=c.E, U=4, M=c.M,
+    run = launch(c.entry, np.random.default_rng(seed), device, T=c.T, K=c.K, E=c.E, U=4, M=c.M,
                  m_on_device=c.M is not None)
-    expect_ok(run.report, sort_construct(SCAN_LOOP, entry, c.T, c.E, c.K), case, seed,
-              f"({c.tiles} tiles, {c.trips} scan trips)")
+    expect_ok(run.report, sort_construct(COLUMN_SCAN_LOOP if c.scanned else SCAN_LOOP, c.entry, c.T, c.E, c.K),
+              case, seed, f"({c.tiles} tiles, {c.trips} scan trips)")
 
 
 # --------------------------------------------------------------------------- fused route: gating tiles
@@ -637,7 +654,7 @@ TAIL_E, TAIL_K = 8, 2
 
 def _tail_site(entry, T):
     if entry == "route-fused" and _gate_tiles(TAIL_E, TAIL_K, T) == 1:
-        registers = config.sort_from_registers(config.gate_tile(TAIL_E, TAIL_K, T)[0], 0)
+        registers = geometry.fused_tile(T, TAIL_K, TAIL_E).registers
         return f"fused_route_kernel, single gating tile (program 0, {'register' if registers else 'memory'} sort)"
     return sorter_site(entry, T, TAIL_E, TAIL_K)
 
