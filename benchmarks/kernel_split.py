@@ -1,14 +1,30 @@
-"""Device time of each kernel of a route call, per path (development aid, GPU only):
-where the decode time goes. Median over 50 calls of torch.profiler device events."""
+"""Device time of each kernel of a route call, per path (development aid, GPU only): where
+the time goes. Median over 30 calls of torch.profiler device events, plus the graph time.
+
+    python benchmarks/kernel_split.py [--tokens 1,256,16384] [--paths unfused] [--sort-warps 2,4]
+
+``--sort-warps`` re-plans with each value of geometry.SORT_WARPS (the tiled sort's warps),
+to pick it from measurements.
+"""
+import argparse
+import pathlib
 import statistics
+import sys
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-import fused_moe
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
+
+import fused_moe  # noqa: E402
+from fused_moe import geometry, plans  # noqa: E402
+from probe import graph_us  # noqa: E402
+
+MODELS = {"DeepSeek-R1": (256, 8), "GPT-OSS-120B": (128, 4)}
 
 
-def kernel_times(call, n=50):
+def kernel_times(call, n=30):
     call()
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
@@ -22,24 +38,25 @@ def kernel_times(call, n=50):
     return {name: statistics.median(ts) for name, ts in by_name.items()}
 
 
-def main():
-    dev = torch.device("cuda", 0)
-    print(torch.cuda.get_device_name(dev))
-    for E, K, D in [(256, 8, 7168), (128, 4, 2880)]:
-        for T in (1, 4, 16):
-            x = torch.randn(T, E, device=dev, dtype=torch.bfloat16)
-            buf = torch.randn(T, D, device=dev, dtype=torch.bfloat16)
-            w, ids = fused_moe.topk_gating_softmax(x, K)
-            calls = {
-                "gating alone": lambda: fused_moe.topk_gating_softmax(x, K),
-                "sorting alone": lambda: fused_moe.moe_sorting(ids, w, E, moe_buf=buf),
-                "route unfused": lambda: fused_moe.route(x, K, moe_buf=buf, path="unfused"),
-                "route fused": lambda: fused_moe.route(x, K, moe_buf=buf, path="fused"),
-            }
-            for what, call in calls.items():
-                times = kernel_times(call)
-                shown = ", ".join(f"{name[:28]} {us:.2f}" for name, us in times.items())
-                print(f"E={E} K={K} T={T:2d} {what:14s} sum {sum(times.values()):5.2f} us: {shown}", flush=True)
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tokens", default="1,16,64,256,1024,4096,16384")
+    p.add_argument("--paths", default="fused,unfused")
+    p.add_argument("--sort-warps", default=str(geometry.SORT_WARPS))
+    args = p.parse_args(argv)
+    print(torch.cuda.get_device_name())
+    for model, (E, K) in MODELS.items():
+        for T in map(int, args.tokens.split(",")):
+            x = torch.randn(T, E, device="cuda", dtype=torch.bfloat16)
+            out = fused_moe.allocate_route_outputs(T, K, E, 32, "cuda")
+            for path in args.paths.split(","):
+                for warps in map(int, args.sort_warps.split(",")):
+                    geometry.SORT_WARPS = warps
+                    plans.clear_plans()
+                    call = lambda: fused_moe.route(x, K, path=path, out=out)  # noqa: E731
+                    times = kernel_times(call)
+                    shown = ", ".join(f"{name[:22]} {us:.2f}" for name, us in times.items())
+                    print(f"{model} T={T} {path} w{warps}: graph {graph_us(call):.2f} us, kernels {shown}", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,16 +15,16 @@ def check_logits(logits, topk):
     return T, E
 
 
-_GATING_DYNAMIC = ("logits_ptr", "weights_ptr", "ids_ptr", "mask_ptr", "m_ptr", "hist_ptr", "buf_ptr")
+_GATING_DYNAMIC = ("logits_ptr", "weights_ptr", "ids_ptr", "mask_ptr", "m_ptr", "hist_ptr", "ranks_ptr", "buf_ptr")
 
 
 def gating_launch(logits, topk, renormalize, sorting=None):
     """The launch that gates logits of this shape and these strides into (T, K) outputs.
     With ``sorting`` (the unfused route's SortingArgs) it also writes every tile's histogram
-    (at least one tile, so the sort always has one) and zeroes moe_buf. Per call it takes
+    and ranks (at least one tile, so the sort always has one) and zeroes moe_buf. Per call it takes
     _GATING_DYNAMIC (pass any tensor for the unused ones)."""
     T, E = logits.shape
-    tile = geometry.gate_tile(E, topk)
+    tile = geometry.gate_tile(E)
     tiles = geometry.cdiv(T, tile.block_t)
     static = dict(buf_row_words=0, m_value=T, HAS_MASK=False, M_ON_DEVICE=False, HAS_BUF=False, BUF_WORD=4,
                   BLOCK_Z=geometry.ZERO_BLOCK)
@@ -32,7 +32,7 @@ def gating_launch(logits, topk, renormalize, sorting=None):
         static.update(sorting.static)
         tiles = max(1, tiles)
     static.update(stride_t=logits.stride(0), stride_e=logits.stride(1), num_gate_tiles=tiles, T=T, E=E, K=topk,
-                  BLOCK_T=tile.block_t, BLOCK_E=tile.block_e, BLOCK_K=tile.block_k, RENORMALIZE=renormalize,
+                  BLOCK_T=tile.block_t, BLOCK_E=tile.block_e, RENORMALIZE=renormalize,
                   HIST=sorting is not None)
     zero = sorting.zero_programs if sorting is not None else 0
     return KernelLaunch(topk_gating_kernel, tiles + zero, tile.warps, _GATING_DYNAMIC, static)
@@ -46,7 +46,7 @@ class _GatingPlan:
 
     def __call__(self, logits):
         topk_weights, topk_ids = buffers.allocate_gating_outputs(*self.shape)
-        self.gate(logits, topk_weights, topk_ids, topk_ids, topk_ids, topk_ids, topk_ids)
+        self.gate(logits, topk_weights, topk_ids, topk_ids, topk_ids, topk_ids, topk_ids, topk_ids)
         return GatingResult(topk_weights, topk_ids)
 
 

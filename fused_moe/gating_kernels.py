@@ -4,19 +4,19 @@ Pipeline (one program per tile of BLOCK_T rows, independent of T and of the
 other rows, which is what makes routing batch invariant):
 
     logits[T, E] --load, upcast--> x (float32; NaN -> -inf, -0.0 -> +0.0)
-    x --order-preserving int key, packed with the inverted column--> packed (int64)
-    K x (row max of packed) --> topk_ids   (ties: lower expert index wins)
-    selected keys --involution--> selected logits (slot 0 is the row max)
-    exp(x - rowmax) --fixed-point row sum--> topk_weights = p_k / sum(p_k) or p_k / sum(p)
+    x --order-preserving int key, packed with the inverted column--> packed
+    K x (row max of packed; the winner becomes TAKEN + slot) --> selected columns
+    exp(x - rowmax) --fixed-point row sum--> w = p / sum(p over selected) or p / sum(p)
+    each selected column stores (its id, w) at its slot of topk_ids / topk_weights
 
-| name    | shape           | dtype   | meaning                                  | pad value          |
-|---------|-----------------|---------|------------------------------------------|--------------------|
-| x       | [BLOCK_T, BLOCK_E] | float32 | logits, NaN as -inf                   | -inf (cols >= E)   |
-| packed  | [BLOCK_T, BLOCK_E] | int64   | (ordered key << 32) | (BLOCK_E-1-col)  | key -2**31 (cols >= E); taken: TAKEN + slot |
-| b_id    | [BLOCK_T, BLOCK_K] | int32   | selected experts, slot order          | 0                  |
-| b_key   | [BLOCK_T, BLOCK_K] | int32   | their ordered keys                    | 0                  |
-| p_sel   | [BLOCK_T, BLOCK_K] | float32 | their unnormalised probabilities      | 0.0 (slots >= K)   |
-| b_w     | [BLOCK_T, BLOCK_K] | float32 | topk weights                          | 0.0 (slots >= K)   |
+Everything stays in the [BLOCK_T, BLOCK_E] layout of the logits: per-slot [BLOCK_T, K]
+tensors cost a layout conversion per slot (docs/notes.md, v7).
+
+| name    | shape              | dtype   | meaning                                   | pad value          |
+|---------|--------------------|---------|-------------------------------------------|--------------------|
+| x       | [BLOCK_T, BLOCK_E] | float32 | logits, NaN as -inf                       | -inf (cols >= E)   |
+| packed  | [BLOCK_T, BLOCK_E] | int32 for 16-bit logits, else int64 | (ordered key << 16 or 32) | (BLOCK_E-1-col) | pad key (cols >= E); taken: TAKEN + slot |
+| w       | [BLOCK_T, BLOCK_E] | float32 | every column's weight                     | -                  |
 
 Why a fixed-point sum: a float tree reduction's order follows the register
 layout, which Triton picks per shape, alignment and num_warps. Summing exact
@@ -30,10 +30,16 @@ from .geometry import kernel
 from .sorting_kernels import local_token_count, zero_moe_buf
 
 _FIXED_ONE = tl.constexpr(1099511627776.0)  # 2**40: b_e <= 1, so E <= 2**20 terms never overflow int64
-# Selected columns become TAKEN + slot: a key below every real one (the smallest, -inf, is
-# -2139095041) and above the padding columns' key -2**31, so they are never picked again.
-_TAKEN_KEY = tl.constexpr(-2147483647)
-_TAKEN = tl.constexpr(-2147483647 << 32)
+# Packed keys: (ordered key << KEY_SHIFT) | (BLOCK_E - 1 - column). 16-bit logits need only a
+# 16-bit key, so their tile packs into int32: half the width of every selection reduction.
+# A selected column becomes TAKEN + slot: a key below every real one (-inf's is -2139095041
+# in 32 bits, -32641 in 16) and above the padding columns' key, so it is never picked again.
+_PAD_KEY32 = tl.constexpr(-2147483648)
+_TAKEN_KEY32 = tl.constexpr(-2147483647)
+_TAKEN32 = tl.constexpr(-2147483647 << 32)
+_PAD_KEY16 = tl.constexpr(-32768)
+_TAKEN_KEY16 = tl.constexpr(-32767)
+_TAKEN16 = tl.constexpr(-32767 << 16)
 
 
 @triton.jit
@@ -41,6 +47,13 @@ def _ordered_key(x):
     """float32 -> int32 whose signed order is the float order (x has no NaN, no -0.0)."""
     bits = x.to(tl.int32, bitcast=True)
     return bits ^ ((bits >> 31) & 0x7FFFFFFF)
+
+
+@triton.jit
+def _ordered_key16(x, DTYPE: tl.constexpr):
+    """float32 holding DTYPE (16-bit) values -> int32 in int16 range, in the float order."""
+    bits = x.to(DTYPE).to(tl.int16, bitcast=True).to(tl.int32)  # exact: x came from DTYPE
+    return bits ^ ((bits >> 15) & 0x7FFF)
 
 
 @triton.jit
@@ -60,73 +73,67 @@ def _fixed_point_sum(p):
 
 
 @triton.jit
+def taken_slots(packed):
+    """-> (selected, slot) per column of a ``select_topk`` tile."""
+    if packed.dtype == tl.int64:
+        taken, slot = (packed >> 32) == _TAKEN_KEY32, (packed & 0xFFFFFFFF).to(tl.int32)
+    else:
+        taken, slot = (packed >> 16) == _TAKEN_KEY16, packed & 0xFFFF
+    return taken, slot
+
+
+@triton.jit
 def select_topk(
     logits_ptr,  # (T, E) float32/float16/bfloat16, any strides: input
     stride_t, stride_e, row0, T, E,
-    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
-    RENORMALIZE: tl.constexpr,
+    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, RENORMALIZE: tl.constexpr,
 ):
     """Gate rows [row0, row0 + BLOCK_T) (rows >= T masked off), in registers.
-    -> (i_t, x, x_max, denom, packed, b_id, b_w); in ``packed`` every selected column holds
-    TAKEN + its slot (see ``taken_slots``), so callers can route straight from the tile."""
+    -> (i_t, packed, w): every selected column of ``packed`` holds TAKEN + its slot
+    (``taken_slots``); ``w`` holds every column's weight, the selected ones the top-k weights."""
     i_t = row0 + tl.arange(0, BLOCK_T)
     i_e = tl.arange(0, BLOCK_E)
-    i_k = tl.arange(0, BLOCK_K)[None, :]
-    m_t = i_t < T
     m_e = i_e < E
 
     p_x = logits_ptr + i_t[:, None].to(tl.int64) * stride_t + i_e[None, :].to(tl.int64) * stride_e
-    x = tl.load(p_x, mask=m_t[:, None] & m_e[None, :], other=float("-inf")).to(tl.float32)
+    raw = tl.load(p_x, mask=(i_t < T)[:, None] & m_e[None, :], other=float("-inf"))
+    x = raw.to(tl.float32)
     x = tl.where(x != x, float("-inf"), x)  # NaN ranks as -inf
     x = tl.where(x == 0.0, 0.0, x)  # -0.0 ties with +0.0
 
-    # Selection: one int64 max per slot; low bits make ties go to the lower column.
-    key = tl.where(m_e[None, :], _ordered_key(x), -2147483648)
-    packed = (key.to(tl.int64) << 32) | (BLOCK_E - 1 - i_e[None, :]).to(tl.int64)
-    b_id = tl.zeros([BLOCK_T, BLOCK_K], dtype=tl.int32)
-    b_key = tl.zeros([BLOCK_T, BLOCK_K], dtype=tl.int32)
-    taken = tl.full([BLOCK_T, 1], _TAKEN, tl.int64)  # an int64 tensor: TAKEN + k must not fold to int32
+    # One max per slot. The low bits make ties go to the lower column and every packed
+    # value of a row distinct, so the winner is the one column equal to the max.
+    low = (BLOCK_E - 1 - i_e)[None, :]
+    if raw.dtype.primitive_bitwidth == 16 and BLOCK_E <= 65536:
+        packed = (tl.where(m_e[None, :], _ordered_key16(x, raw.dtype), _PAD_KEY16) << 16) | low
+        taken = tl.full([BLOCK_T, 1], _TAKEN16, tl.int32)
+    else:
+        packed = (tl.where(m_e[None, :], _ordered_key(x), _PAD_KEY32).to(tl.int64) << 32) | low.to(tl.int64)
+        taken = tl.full([BLOCK_T, 1], _TAKEN32, tl.int64)  # a tensor: TAKEN + k must not fold to int32
     for k in range(K):
         best = tl.max(packed, axis=1)
-        col = (BLOCK_E - 1) - (best & 0xFFFFFFFF).to(tl.int32)
-        packed = tl.where(i_e[None, :] == col[:, None], taken + k, packed)
-        b_id = tl.where(i_k == k, col[:, None], b_id)
-        b_key = tl.where(i_k == k, (best >> 32).to(tl.int32)[:, None], b_key)
+        packed = tl.where(packed == best[:, None], taken + k, packed)
 
-    # The key is an involution of the float bits: the selected logits come back exactly,
-    # and slot 0 holds the row max.
-    m_k = i_k < K
-    x_sel = tl.where(m_k, _ordered_key(b_key).to(tl.float32, bitcast=True), float("-inf"))
-    x_max = tl.max(x_sel, axis=1)
-    p_sel = tl.where(m_k, _unnormalised(x_sel, x_max), 0.0)
+    selected, _ = taken_slots(packed)
+    x_max = tl.max(x, axis=1)  # the slot-0 logit
+    p = _unnormalised(x, x_max)
     if RENORMALIZE:
-        denom = _fixed_point_sum(p_sel)
+        denom = _fixed_point_sum(tl.where(selected, p, 0.0))
     else:
-        denom = _fixed_point_sum(tl.where(m_e[None, :], _unnormalised(x, x_max), 0.0))
-    return i_t, x, x_max, denom, packed, b_id, p_sel / denom[:, None]
+        denom = _fixed_point_sum(tl.where(m_e[None, :], p, 0.0))
+    return i_t, packed, p / denom[:, None]
 
 
 @triton.jit
-def taken_slots(packed):
-    """-> (selected, slot) per column of a ``select_topk`` tile."""
-    return (packed >> 32) == _TAKEN_KEY, (packed & 0xFFFFFFFF).to(tl.int32)
-
-
-@triton.jit
-def tile_weights(x, x_max, denom):
-    """Every column's weight as ``select_topk`` computes the selected ones: the same
-    elementwise operations on the same values, so selected columns match b_w bit for bit."""
-    return _unnormalised(x, x_max) / denom[:, None]
-
-
-@triton.jit
-def store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K: tl.constexpr, BLOCK_K: tl.constexpr):
-    """topk_weights / topk_ids rows i_t (contiguous (T, K)); rows >= T and slots >= K masked."""
-    i_k = tl.arange(0, BLOCK_K)[None, :]
-    m_out = (i_t < T)[:, None] & (i_k < K)
-    o_out = i_t[:, None].to(tl.int64) * K + i_k
-    tl.store(ids_ptr + o_out, b_id, mask=m_out)
-    tl.store(weights_ptr + o_out, b_w, mask=m_out)
+def store_topk(weights_ptr, ids_ptr, i_t, packed, w, T, K: tl.constexpr, BLOCK_E: tl.constexpr):
+    """topk_weights / topk_ids rows i_t (contiguous (T, K)) straight from the tile: each
+    selected column stores its id and weight at its slot; rows >= T masked off."""
+    selected, slot = taken_slots(packed)
+    m_out = selected & (i_t < T)[:, None]
+    o_out = i_t[:, None].to(tl.int64) * K + slot
+    ids = tl.zeros_like(slot) + tl.arange(0, BLOCK_E)[None, :]
+    tl.store(ids_ptr + o_out, ids, mask=m_out)
+    tl.store(weights_ptr + o_out, w, mask=m_out)
 
 
 @triton.jit
@@ -136,25 +143,40 @@ def gating_rows(
     weights_ptr,  # (T, K) float32, contiguous: output
     ids_ptr,  # (T, K) int32, contiguous: output
     row0, T, E,
-    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
-    RENORMALIZE: tl.constexpr,
+    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, RENORMALIZE: tl.constexpr,
 ):
-    """Gate rows [row0, row0 + BLOCK_T) of the logits (rows >= T masked off) and store them."""
-    i_t, _, _, _, _, b_id, b_w = select_topk(logits_ptr, stride_t, stride_e, row0, T, E,
-                                             K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
-    store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K, BLOCK_K)
+    """Gate rows [row0, row0 + BLOCK_T) of the logits (rows >= T masked off) and store them.
+    -> select_topk's (i_t, packed, w), for callers that route straight from the tile."""
+    i_t, packed, w = select_topk(logits_ptr, stride_t, stride_e, row0, T, E, K, BLOCK_T, BLOCK_E, RENORMALIZE)
+    store_topk(weights_ptr, ids_ptr, i_t, packed, w, T, K, BLOCK_E)
+    return i_t, packed, w
 
 
 @triton.jit
-def selected_in_tile(packed, i_t, M, mask_ptr, E, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr):
-    """-> (sel, slot) per [row, column] of a ``select_topk`` tile: selected by a row t < M
-    and kept by the expert mask (what the sort keeps), and its top-k slot."""
+def _popcount(v):
+    """Set bits of each int32 in [0, 2**16) (SWAR; no popc in the Triton language)."""
+    v = v - ((v >> 1) & 0x5555)
+    v = (v & 0x3333) + ((v >> 2) & 0x3333)
+    v = (v + (v >> 4)) & 0x0F0F
+    return (v + (v >> 8)) & 0x1F
+
+
+@triton.jit
+def tile_assignments(packed, i_t, row0, M, mask_ptr, E, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr):
+    """The sorted assignments of a ``select_topk`` tile (at most 16 rows from row0), in its
+    [BLOCK_T, BLOCK_E] layout: -> (sel, slot, rank, counts): selected with t < M and the
+    expert kept, its top-k slot, how many earlier rows of the tile chose the same expert,
+    and the tile's expert counts. A row's experts are distinct, so (expert, row) order is
+    the sort's (expert, position) order. Each expert's rows become the bits of one int32
+    (a sum down the rows, no scan); a rank is a popcount below the row's bit."""
     taken, slot = taken_slots(packed)
     sel = taken & (i_t < M)[:, None]
     if HAS_MASK:
         i_e = tl.arange(0, BLOCK_E)
         sel = sel & (tl.load(mask_ptr + i_e, mask=i_e < E, other=0) != 0)[None, :]
-    return sel, slot
+    row_bit = (1 << (i_t - row0))[:, None]
+    rows = tl.sum(tl.where(sel, row_bit, 0), axis=0)
+    return sel, slot, _popcount(rows[None, :] & (row_bit - 1)), _popcount(rows)
 
 
 @kernel
@@ -164,25 +186,28 @@ def topk_gating_kernel(
     weights_ptr,  # (T, K) float32: output
     ids_ptr,  # (T, K) int32: output
     mask_ptr,  # (E,): input (when HIST and HAS_MASK)
-    m_ptr,  # (1,) int32: input, num_local_tokens on the device (when HIST and M_ON_DEVICE)
+    m_ptr,  # (1,) int32: input, num_local_tokens on the device (when M_ON_DEVICE)
     hist_ptr,  # (tiles, BLOCK_E) int32: output, each tile's histogram of kept experts (when HIST)
+    ranks_ptr,  # (T, K) int32: output, each kept assignment's rank among its expert's in the tile (when HIST)
     buf_ptr, buf_row_words,  # moe_buf: output (when HAS_BUF)
     num_gate_tiles, m_value, T, E,
-    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
     RENORMALIZE: tl.constexpr, HIST: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
     HAS_BUF: tl.constexpr, BUF_WORD: tl.constexpr, BLOCK_Z: tl.constexpr,
 ):
-    """Grid: (tiles + Z,). Program p < tiles owns rows [p*BLOCK_T, (p+1)*BLOCK_T); with HIST
-    (the unfused route) it also counts its tile's kept experts for the tiled sort, straight
-    from the gating registers. Programs tiles.. zero moe_buf."""
+    """Grid: (tiles + Z,). Program p < tiles owns rows [p*BLOCK_T, (p+1)*BLOCK_T) (BLOCK_T <= 16);
+    with HIST (the unfused route) it also counts its tile's kept experts and ranks each kept
+    assignment inside the tile, straight from the gating registers, so the tiled sort that
+    follows has nothing left to sort. Programs tiles.. zero moe_buf."""
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     if pid < num_gate_tiles:
-        i_t, _, _, _, packed, b_id, b_w = select_topk(logits_ptr, stride_t, stride_e, pid * BLOCK_T, T, E,
-                                                      K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
-        store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K, BLOCK_K)
+        row0 = pid * BLOCK_T
+        i_t, packed, _ = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, row0, T, E,
+                                     K, BLOCK_T, BLOCK_E, RENORMALIZE)
         if HIST:
-            sel, _ = selected_in_tile(packed, i_t, M, mask_ptr, E, HAS_MASK, BLOCK_E)
-            tl.store(hist_ptr + pid * BLOCK_E + tl.arange(0, BLOCK_E), tl.sum(sel.to(tl.int32), axis=0))
+            sel, slot, rank, counts = tile_assignments(packed, i_t, row0, M, mask_ptr, E, HAS_MASK, BLOCK_E)
+            tl.store(hist_ptr + pid * BLOCK_E + tl.arange(0, BLOCK_E), counts)
+            tl.store(ranks_ptr + i_t[:, None].to(tl.int64) * K + slot, rank, mask=sel)
     elif HAS_BUF:
         zero_moe_buf(buf_ptr, buf_row_words, M, num_gate_tiles, BUF_WORD, BLOCK_Z)

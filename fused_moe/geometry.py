@@ -68,7 +68,6 @@ def cdiv(a, b):
 class GateTile(NamedTuple):
     block_t: int  # rows per gating program
     block_e: int
-    block_k: int
     warps: int
 
 
@@ -99,13 +98,13 @@ def gate_rows(E):
     return max(1, min(16, GATE_TILE_ELEMENTS // next_pow2(E)))
 
 
-def gate_tile(E, K, T=None):
+def gate_tile(E, T=None):
     """The gating tile. ``T`` given (the fused decode path): no taller than T, in powers of
     two, since the decode path runs one tile and masked rows would only cost time. Without
     T (gating, unfused route): full height, one variant for every T."""
     block_e = next_pow2(E)
     block_t = gate_rows(E) if T is None else min(gate_rows(E), next_pow2(max(T, 1)))
-    return GateTile(block_t, block_e, next_pow2(K), max(1, min(8, block_t * block_e // 512)))
+    return GateTile(block_t, block_e, max(1, min(8, block_t * block_e // 512)))
 
 
 def sort_chunk(T, K):
@@ -140,7 +139,7 @@ def sort_from_registers(block_t):
 
 
 def fused_tile(T, K, E):
-    gate = gate_tile(E, K, T)
+    gate = gate_tile(E, T)
     tiles = max(1, cdiv(T, gate.block_t))
     registers = tiles == 1 and sort_from_registers(gate.block_t)
     if registers:  # warps from the H100 sweep of 2, 4 and 8 warps (docs/notes.md, v5)

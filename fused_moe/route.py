@@ -29,8 +29,9 @@ class _RoutePlan:
             self._plan_fused(logits, renormalize, args, tails)
         else:  # gating writes the tile histograms the tiled sort places from
             self.gate = gating_launch(logits, topk, renormalize, args)
-            rows = geometry.gate_tile(E, topk).block_t
-            self.sort = TiledPlacement(args, geometry.tiled_sort(T, topk, E, rows), (topk, 1), (topk, 1), tails)
+            rows = geometry.gate_tile(E).block_t
+            self.sort = TiledPlacement(args, geometry.tiled_sort(T, topk, E, rows), (topk, 1), (topk, 1), tails,
+                                       ranked=True)
 
     def _plan_fused(self, logits, renormalize, args, tails):
         fused = geometry.fused_tile(args.T, args.K, args.E)
@@ -39,7 +40,7 @@ class _RoutePlan:
             fused_route_kernel, fused.tiles + args.zero_programs, fused.warps, _FUSED_DYNAMIC,
             dict(args.static, **tails, stride_t=logits.stride(0), stride_e=logits.stride(1),
                  num_gate_tiles=fused.tiles, RENORMALIZE=renormalize, SINGLE_TILE=fused.tiles == 1,
-                 BLOCK_T=fused.gate.block_t, BLOCK_K=fused.gate.block_k, BLOCK_N=fused.block_n,
+                 BLOCK_T=fused.gate.block_t, BLOCK_N=fused.block_n,
                  SCAN_ROWS=fused.scan_rows, PLACE_BLOCK=geometry.PLACE_BLOCK, SORT_FROM_REGISTERS=fused.registers,
                  BLOCK_A=fused.block_a, SINGLE_CHUNK=args.T * args.K <= fused.block_a),
         )
@@ -49,9 +50,9 @@ class _RoutePlan:
         mask, m, buf = kernel_pointers(expert_mask, num_local_tokens, moe_buf, out[-1])
         sorting = buffers.kernel_outputs(out[2:], self.layout)
         if self.path != "fused":
-            hist, counts = self.sort.workspace()
-            self.gate(logits, out.topk_weights, out.topk_ids, mask, m, hist, buf)
-            self.sort(out.topk_ids, out.topk_weights, sorting, mask, m, hist, counts)
+            hist, counts, ranks = self.sort.workspace()
+            self.gate(logits, out.topk_weights, out.topk_ids, mask, m, hist, ranks, buf)
+            self.sort(out.topk_ids, out.topk_weights, sorting, mask, m, hist, counts, ranks)
             return out
         if self.gate_tiles > 1:
             tiles, block_n = self.gate_tiles, self.block_n

@@ -20,33 +20,10 @@ vLLM, by the ``VLLM`` constexpr); ``counter`` is one int32, zero between calls.
 import triton
 import triton.language as tl
 
-from .gating_kernels import gating_rows, select_topk, selected_in_tile, store_topk, tile_weights
+from .gating_kernels import gating_rows, tile_assignments
 from .geometry import kernel
 from .sorting_kernels import (as_bits, local_token_count, pack_token, place_presorted, presort_tile, sort_assignments,
                               write_layout, zero_moe_buf)
-
-
-@triton.jit
-def _popcount(v):
-    """Set bits of each int32 in [0, 2**16) (SWAR; no popc in the Triton language)."""
-    v = v - ((v >> 1) & 0x5555)
-    v = (v & 0x3333) + ((v >> 2) & 0x3333)
-    v = (v + (v >> 4)) & 0x0F0F
-    return (v + (v >> 8)) & 0x1F
-
-
-@triton.jit
-def tile_assignments(packed, i_t, M, mask_ptr, E, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr):
-    """The sorted assignments of a ``select_topk`` tile (BLOCK_T <= 16 rows), in its
-    [BLOCK_T, BLOCK_E] layout: -> (sel, slot, rank, counts): selected with t < M and the
-    expert kept, its top-k slot, how many earlier rows of the tile chose the same expert,
-    and the tile's expert counts. A row's experts are distinct, so (expert, row) order is
-    the sort's (expert, position) order. Each expert's rows become the bits of one int32
-    (a sum down the rows, no scan); a rank is a popcount below the row's bit."""
-    sel, slot = selected_in_tile(packed, i_t, M, mask_ptr, E, HAS_MASK, BLOCK_E)
-    row_bit = (1 << i_t)[:, None]
-    rows = tl.sum(tl.where(sel, row_bit, 0), axis=0)
-    return sel, slot, _popcount(rows[None, :] & (row_bit - 1)), _popcount(rows)
 
 
 @triton.jit
@@ -54,15 +31,14 @@ def route_single_tile(
     logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr,
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr, n_sorted, n_blocks, M, T, E,
     K: tl.constexpr, U: tl.constexpr, RENORMALIZE: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, PAD_W: tl.constexpr, VLLM: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, PAD_W: tl.constexpr, VLLM: tl.constexpr,
 ):
     """Gate all T <= BLOCK_T rows and sort them from registers: slot = start of the expert
     + rank among earlier rows. No sort, no scan over assignments, no memory round trip."""
     tl.static_assert(BLOCK_T <= 16, "tile_assignments packs a tile's rows into 16 bits")
-    i_t, x, x_max, denom, packed, b_id, b_w = select_topk(logits_ptr, stride_t, stride_e, 0, T, E,
-                                                          K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
-    store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K, BLOCK_K)
-    sel, slot, rank, counts = tile_assignments(packed, i_t, M, mask_ptr, E, HAS_MASK, BLOCK_E)
+    i_t, packed, w = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, 0, T, E,
+                                 K, BLOCK_T, BLOCK_E, RENORMALIZE)
+    sel, slot, rank, counts = tile_assignments(packed, i_t, 0, M, mask_ptr, E, HAS_MASK, BLOCK_E)
     starts, local = write_layout(
         counts, mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr, sorted_eids_ptr=sorted_eids_ptr,
         num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U,
@@ -70,7 +46,7 @@ def route_single_tile(
     dest = starts[None, :] + rank
     tl.store(sorted_ids_ptr + dest, pack_token(i_t[:, None], slot, K, VLLM), mask=sel)
     if not VLLM:
-        tl.store(sorted_w_ptr + dest, tile_weights(x, x_max, denom).to(tl.int32, bitcast=True), mask=sel)
+        tl.store(sorted_w_ptr + dest, w.to(tl.int32, bitcast=True), mask=sel)
     head = sel & (dest % U == 0)  # padding only ends a run, so every block starts with a real entry
     tl.store(sorted_eids_ptr + dest // U, tl.broadcast_to(local[None, :], [BLOCK_T, BLOCK_E]), mask=head)
 
@@ -91,7 +67,7 @@ def fused_route_kernel(
     m_value, T, E, num_gate_tiles,
     K: tl.constexpr, U: tl.constexpr, RENORMALIZE: tl.constexpr, HAS_MASK: tl.constexpr,
     M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr, BUF_WORD: tl.constexpr, SINGLE_TILE: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
     PAD_W: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr, PLACE_BLOCK: tl.constexpr,
     BLOCK_Z: tl.constexpr, SORT_FROM_REGISTERS: tl.constexpr, BLOCK_A: tl.constexpr, SINGLE_CHUNK: tl.constexpr,
     VLLM: tl.constexpr,
@@ -105,7 +81,7 @@ def fused_route_kernel(
     if pid < num_gate_tiles:
         if SINGLE_TILE and not SORT_FROM_REGISTERS:
             gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, 0, T, E,
-                        K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+                        K, BLOCK_T, BLOCK_E, RENORMALIZE)
             tl.debug_barrier()  # the topk rows are written before they are read back
             sort_assignments(
                 ids_ptr, K, 1, as_bits(weights_ptr), K, 1, mask_ptr, sorted_ids_ptr=sorted_ids_ptr,
@@ -117,10 +93,10 @@ def fused_route_kernel(
                 logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr, sorted_ids_ptr=sorted_ids_ptr,
                 sorted_w_ptr=sorted_w_ptr, sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr,
                 n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U, RENORMALIZE=RENORMALIZE,
-                HAS_MASK=HAS_MASK, BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E, BLOCK_K=BLOCK_K, PAD_W=PAD_W, VLLM=VLLM)
+                HAS_MASK=HAS_MASK, BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
         else:
             gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, pid * BLOCK_T, T, E,
-                        K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+                        K, BLOCK_T, BLOCK_E, RENORMALIZE)
             tl.debug_barrier()  # this program's topk rows are written before it reads them back
             presort_tile(ids_ptr, as_bits(weights_ptr), mask_ptr, keys_ptr, hist_ptr, pid, pid * BLOCK_T, M, E,
                          K=K, HAS_MASK=HAS_MASK, BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E, BLOCK_N=BLOCK_N, VLLM=VLLM)

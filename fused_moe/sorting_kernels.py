@@ -200,18 +200,25 @@ def sort_chunk(e, keep, w_bits, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr):
 
 
 @triton.jit
+def store_placed(dest, kept, e, token, w_bits, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
+                 U: tl.constexpr, VLLM: tl.constexpr):
+    """Entries at their slots ``dest`` (where ``kept``); a block's first slot also writes the
+    block's local expert id (padding only ends a run, so every block starts with a real entry)."""
+    tl.store(sorted_ids_ptr + dest, token, mask=kept)
+    if not VLLM:
+        tl.store(sorted_w_ptr + dest, w_bits, mask=kept)
+    tl.store(sorted_eids_ptr + dest // U, tl.gather(local, e, 0), mask=kept & (dest % U == 0))
+
+
+@triton.jit
 def place_sorted(e_s, token_s, w_s, cursor, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
                  U: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, VLLM: tl.constexpr):
     """Scatter a sorted chunk: slot = cursor[expert] + rank inside the expert's run."""
     kept = e_s < BLOCK_E
     e_c = tl.where(kept, e_s, 0)
     _, run = tl.associative_scan((e_s, tl.full([BLOCK_A], 1, tl.int32)), 0, _run_length)
-    dest = tl.gather(cursor, e_c, 0) + run - 1
-    tl.store(sorted_ids_ptr + dest, token_s, mask=kept)
-    if not VLLM:
-        tl.store(sorted_w_ptr + dest, w_s, mask=kept)
-    head = kept & (dest % U == 0)  # padding only ends a run, so every block starts with a real entry
-    tl.store(sorted_eids_ptr + dest // U, tl.gather(local, e_c, 0), mask=head)
+    store_placed(tl.gather(cursor, e_c, 0) + run - 1, kept, e_c, token_s, w_s, local,
+                 sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, U, VLLM)
 
 
 @triton.jit
@@ -491,17 +498,18 @@ def tile_place_kernel(
     m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
     hist_ptr,  # (tiles, BLOCK_E) int32: input, histograms (or their column scan when ``scanned``)
     counts_ptr,  # (BLOCK_E,) int32: input when ``scanned``
+    ranks_ptr,  # (T, K) int32: input when RANKED, each kept assignment's rank in its tile and expert
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs (vLLM: sorted_w_ptr unused)
     n_sorted, n_blocks,  # lengths of sorted_ids / sorted_eids (read when VLLM)
     num_tiles, scanned, m_value, T, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
     BLOCK_E: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr,
-    PAD_W: tl.constexpr, VLLM: tl.constexpr,
+    PAD_W: tl.constexpr, RANKED: tl.constexpr, VLLM: tl.constexpr,
 ):
     """Grid: (tiles + 1,). Every program derives the expert layout from the tile counts;
-    program p < tiles sorts row tile p and places it at start of expert + entries of the
-    expert in earlier tiles; program ``tiles`` writes num_valid_ids and the padding
-    (vLLM layout: and the tails)."""
+    program p < tiles places row tile p at start of expert + entries of the expert in
+    earlier tiles + rank inside the tile (RANKED: given by the gating launch; else it sorts
+    the tile); program ``tiles`` writes num_valid_ids and the padding (vLLM: and the tails)."""
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     counts, before = tile_counts(hist_ptr, counts_ptr, pid, num_tiles, scanned, BLOCK_E, SCAN_ROWS)
@@ -516,7 +524,13 @@ def tile_place_kernel(
         f, n_end = tile_assignment_range(pid, M, ROWS, K, BLOCK_N)
         e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK, "")
         w = load_weight_bits(as_bits(w_ptr), w_stride_t, w_stride_k, f, n_end, K, "", VLLM)
-        e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_N)
-        f_s = pid * (ROWS * K) + i_s
-        place_sorted(e_s, pack_token(f_s // K, f_s % K, K, VLLM), w_s, starts + before, local,
-                     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, U=U, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_N, VLLM=VLLM)
+        if RANKED:
+            e_c = tl.where(keep, e, 0)
+            dest = tl.gather(starts + before, e_c, 0) + tl.load(ranks_ptr + f, mask=keep, other=0)
+            store_placed(dest, keep, e_c, pack_token(f // K, f % K, K, VLLM), w, local,
+                         sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, U, VLLM)
+        else:
+            e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_N)
+            f_s = pid * (ROWS * K) + i_s
+            place_sorted(e_s, pack_token(f_s // K, f_s % K, K, VLLM), w_s, starts + before, local, sorted_ids_ptr,
+                         sorted_w_ptr, sorted_eids_ptr, U=U, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_N, VLLM=VLLM)

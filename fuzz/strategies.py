@@ -83,8 +83,9 @@ class Limits:
     max_tokens: int = 40
     #: Expert counts beyond E_CHOICES (257: more than one 256-wide tile).
     large_experts: tuple[int, ...] = (257,)
-    #: Threshold-adjacent token counts above this are not drawn.
-    max_threshold_tokens: int = 300
+    #: Threshold-adjacent token counts above this are not drawn (600: past the unfused
+    #: route's self-scan boundary, 512 tokens).
+    max_threshold_tokens: int = 600
     #: T * K above this lowers K (sorting cost under the interpreter grows with it).
     max_assignments: int = 512
     # ---- the target's domain
@@ -112,7 +113,8 @@ class Limits:
 
 
 CI_LIMITS = Limits()
-CAMPAIGN_LIMITS = Limits(max_tokens=300, large_experts=(256, 257, 384), max_assignments=8192)
+# 16384 assignments: past moe_sorting's column-scan boundary (8192) with a large K.
+CAMPAIGN_LIMITS = Limits(max_tokens=300, large_experts=(256, 257, 384), max_assignments=16384)
 
 
 def limits_for(convention, base: Limits = CI_LIMITS) -> Limits:

@@ -24,10 +24,13 @@ def convention(op: str, layout: str = "ck") -> Convention:
     """The contract (SPEC sections 1-3; the vLLM layout of oracles/layouts.py: exact order,
     tight capacity, whole buffers written) with the token counts where the kernels change
     path (``fused_moe.DISPATCH_THRESHOLDS``): the strategies draw on both sides of each."""
-    thresholds = getattr(_fused_moe(), "DISPATCH_THRESHOLDS", {})
+    fm = _fused_moe()
+    thresholds = getattr(fm, "DISPATCH_THRESHOLDS", {})
+    assignments = getattr(getattr(fm, "geometry", None), "DISPATCH_THRESHOLDS_ASSIGNMENTS", {})
     base = CK if layout == "ck" else VLLM.replace(order="exact", capacity="tight")
     return base.replace(name=f"ours-{layout}", op=op).with_domain(
-        token_boundaries=tuple(sorted(set(thresholds.values()))))
+        token_boundaries=tuple(sorted(set(thresholds.values()))),
+        assignment_boundaries=tuple(sorted(set(assignments.values()))))
 
 
 def gating(logits, topk, *, renormalize=True):

@@ -540,7 +540,7 @@ SCAN_CASES = [
 
 def _scan_plan(entry, T, K, E):
     """(tiles, scanned, trips) as geometry.tiled_sort decides them for this entry."""
-    rows = geometry.gate_tile(E, K).block_t if entry == "route-unfused" else None
+    rows = geometry.gate_tile(E).block_t if entry == "route-unfused" else None
     tiling = geometry.tiled_sort(T, K, E, rows)
     step = geometry.SCAN_ELEMENTS // tiling.scan_columns if tiling.scanned else tiling.scan_rows
     return tiling.tiles, tiling.scanned, -(-tiling.tiles // step)
