@@ -15,13 +15,13 @@ def check_logits(logits, topk):
     return T, E
 
 
-_GATING_DYNAMIC = ("logits_ptr", "weights_ptr", "ids_ptr", "mask_ptr", "m_ptr", "hist_ptr", "ranks_ptr", "buf_ptr")
+_GATING_DYNAMIC = ("logits_ptr", "weights_ptr", "ids_ptr", "mask_ptr", "m_ptr", "hist_ptr", "buf_ptr")
 
 
 def gating_launch(logits, topk, renormalize, sorting=None):
     """The launch that gates logits of this shape and these strides into (T, K) outputs.
     With ``sorting`` (the unfused route's SortingArgs) it also writes every tile's histogram
-    and ranks (at least one tile, so the sort always has one) and zeroes moe_buf. Per call it takes
+    as row bits (at least one tile, so the sort always has one) and zeroes moe_buf. Per call it takes
     _GATING_DYNAMIC (pass any tensor for the unused ones)."""
     T, E = logits.shape
     tile = geometry.gate_tile(E)
@@ -46,7 +46,7 @@ class _GatingPlan:
 
     def __call__(self, logits):
         topk_weights, topk_ids = buffers.allocate_gating_outputs(*self.shape)
-        self.gate(logits, topk_weights, topk_ids, topk_ids, topk_ids, topk_ids, topk_ids, topk_ids)
+        self.gate(logits, topk_weights, topk_ids, topk_ids, topk_ids, topk_ids, topk_ids)
         return GatingResult(topk_weights, topk_ids)
 
 

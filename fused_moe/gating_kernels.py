@@ -27,7 +27,7 @@ import triton
 import triton.language as tl
 
 from .geometry import kernel
-from .sorting_kernels import local_token_count, zero_moe_buf
+from .sorting_kernels import local_token_count, popcount16, zero_moe_buf
 
 _FIXED_ONE = tl.constexpr(1099511627776.0)  # 2**40: b_e <= 1, so E <= 2**20 terms never overflow int64
 # Packed keys: (ordered key << KEY_SHIFT) | (BLOCK_E - 1 - column). 16-bit logits need only a
@@ -153,30 +153,28 @@ def gating_rows(
 
 
 @triton.jit
-def _popcount(v):
-    """Set bits of each int32 in [0, 2**16) (SWAR; no popc in the Triton language)."""
-    v = v - ((v >> 1) & 0x5555)
-    v = (v & 0x3333) + ((v >> 2) & 0x3333)
-    v = (v + (v >> 4)) & 0x0F0F
-    return (v + (v >> 8)) & 0x1F
-
-
-@triton.jit
-def tile_assignments(packed, i_t, row0, M, mask_ptr, E, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr):
-    """The sorted assignments of a ``select_topk`` tile (at most 16 rows from row0), in its
-    [BLOCK_T, BLOCK_E] layout: -> (sel, slot, rank, counts): selected with t < M and the
-    expert kept, its top-k slot, how many earlier rows of the tile chose the same expert,
-    and the tile's expert counts. A row's experts are distinct, so (expert, row) order is
-    the sort's (expert, position) order. Each expert's rows become the bits of one int32
-    (a sum down the rows, no scan); a rank is a popcount below the row's bit."""
+def tile_expert_rows(packed, i_t, row0, M, mask_ptr, E, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr):
+    """Which rows of a ``select_topk`` tile (at most 16, from row0) chose each expert:
+    -> (sel, slot, row_bit, rows): selected with t < M and the expert kept, its top-k slot,
+    each row's bit, and each expert's rows as the bits of one int32 (a sum down the rows).
+    A row's experts are distinct, so (expert, row) order is the sort's (expert, position)
+    order: an assignment's rank among its expert's is a popcount of the bits below its row's."""
     taken, slot = taken_slots(packed)
     sel = taken & (i_t < M)[:, None]
     if HAS_MASK:
         i_e = tl.arange(0, BLOCK_E)
         sel = sel & (tl.load(mask_ptr + i_e, mask=i_e < E, other=0) != 0)[None, :]
     row_bit = (1 << (i_t - row0))[:, None]
-    rows = tl.sum(tl.where(sel, row_bit, 0), axis=0)
-    return sel, slot, _popcount(rows[None, :] & (row_bit - 1)), _popcount(rows)
+    return sel, slot, row_bit, tl.sum(tl.where(sel, row_bit, 0), axis=0)
+
+
+@triton.jit
+def tile_assignments(packed, i_t, row0, M, mask_ptr, E, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr):
+    """The sorted assignments of a ``select_topk`` tile in its [BLOCK_T, BLOCK_E] layout:
+    -> (sel, slot, rank, counts), rank among the tile's earlier rows that chose the same
+    expert, counts per expert (see tile_expert_rows)."""
+    sel, slot, row_bit, rows = tile_expert_rows(packed, i_t, row0, M, mask_ptr, E, HAS_MASK, BLOCK_E)
+    return sel, slot, popcount16(rows[None, :] & (row_bit - 1)), popcount16(rows)
 
 
 @kernel
@@ -187,8 +185,7 @@ def topk_gating_kernel(
     ids_ptr,  # (T, K) int32: output
     mask_ptr,  # (E,): input (when HIST and HAS_MASK)
     m_ptr,  # (1,) int32: input, num_local_tokens on the device (when M_ON_DEVICE)
-    hist_ptr,  # (tiles, BLOCK_E) int32: output, each tile's histogram of kept experts (when HIST)
-    ranks_ptr,  # (T, K) int32: output, each kept assignment's rank among its expert's in the tile (when HIST)
+    hist_ptr,  # (tiles, BLOCK_E) int32: output, each tile's rows of each kept expert, as bits (when HIST)
     buf_ptr, buf_row_words,  # moe_buf: output (when HAS_BUF)
     num_gate_tiles, m_value, T, E,
     K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
@@ -196,9 +193,10 @@ def topk_gating_kernel(
     HAS_BUF: tl.constexpr, BUF_WORD: tl.constexpr, BLOCK_Z: tl.constexpr,
 ):
     """Grid: (tiles + Z,). Program p < tiles owns rows [p*BLOCK_T, (p+1)*BLOCK_T) (BLOCK_T <= 16);
-    with HIST (the unfused route) it also counts its tile's kept experts and ranks each kept
-    assignment inside the tile, straight from the gating registers, so the tiled sort that
-    follows has nothing left to sort. Programs tiles.. zero moe_buf."""
+    with HIST (the unfused route) it also writes which of its rows chose each kept expert
+    (tile_expert_rows), straight from the gating registers: the tiled sort that follows gets
+    the counts and every assignment's rank in its tile from those bits, with nothing to sort.
+    Programs tiles.. zero moe_buf."""
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     if pid < num_gate_tiles:
@@ -206,8 +204,7 @@ def topk_gating_kernel(
         i_t, packed, _ = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, row0, T, E,
                                      K, BLOCK_T, BLOCK_E, RENORMALIZE)
         if HIST:
-            sel, slot, rank, counts = tile_assignments(packed, i_t, row0, M, mask_ptr, E, HAS_MASK, BLOCK_E)
-            tl.store(hist_ptr + pid * BLOCK_E + tl.arange(0, BLOCK_E), counts)
-            tl.store(ranks_ptr + i_t[:, None].to(tl.int64) * K + slot, rank, mask=sel)
+            _, _, _, rows = tile_expert_rows(packed, i_t, row0, M, mask_ptr, E, HAS_MASK, BLOCK_E)
+            tl.store(hist_ptr + pid * BLOCK_E + tl.arange(0, BLOCK_E), rows)
     elif HAS_BUF:
         zero_moe_buf(buf_ptr, buf_row_words, M, num_gate_tiles, BUF_WORD, BLOCK_Z)

@@ -41,8 +41,7 @@ class _RoutePlan:
             dict(args.static, **tails, stride_t=logits.stride(0), stride_e=logits.stride(1),
                  num_gate_tiles=fused.tiles, RENORMALIZE=renormalize, SINGLE_TILE=fused.tiles == 1,
                  BLOCK_T=fused.gate.block_t, BLOCK_N=fused.block_n,
-                 SCAN_ROWS=fused.scan_rows, PLACE_BLOCK=geometry.PLACE_BLOCK, SORT_FROM_REGISTERS=fused.registers,
-                 BLOCK_A=fused.block_a, SINGLE_CHUNK=args.T * args.K <= fused.block_a),
+                 SCAN_ROWS=fused.scan_rows, PLACE_BLOCK=geometry.PLACE_BLOCK, SORT_FROM_REGISTERS=fused.registers),
         )
 
     def __call__(self, logits, expert_mask, num_local_tokens, moe_buf, out):
@@ -50,9 +49,9 @@ class _RoutePlan:
         mask, m, buf = kernel_pointers(expert_mask, num_local_tokens, moe_buf, out[-1])
         sorting = buffers.kernel_outputs(out[2:], self.layout)
         if self.path != "fused":
-            hist, counts, ranks = self.sort.workspace()
-            self.gate(logits, out.topk_weights, out.topk_ids, mask, m, hist, ranks, buf)
-            self.sort(out.topk_ids, out.topk_weights, sorting, mask, m, hist, counts, ranks)
+            hist, prefix, counts = self.sort.workspace()
+            self.gate(logits, out.topk_weights, out.topk_ids, mask, m, hist, buf)
+            self.sort(out.topk_ids, out.topk_weights, sorting, mask, m, hist, prefix, counts)
             return out
         if self.gate_tiles > 1:
             tiles, block_n = self.gate_tiles, self.block_n

@@ -41,30 +41,34 @@ class TiledPlacement:
     histograms (and zeroes moe_buf); the caller owns it."""
 
     def __init__(self, args, tiling, ids_strides, w_strides, tail_lengths, ranked=False):
-        """ranked: the histogram launch also ranks every kept assignment in its tile (the
-        unfused route's gating); the placing programs then sort nothing."""
-        self.tiling, self.block_e, self.device = tiling, args.block_e, args.device
-        self.ranks = args.T * args.K if ranked else 0
+        """ranked: the histogram launch writes each tile's rows of each expert as bits (the
+        unfused route's gating, tile_expert_rows); the placing programs then sort nothing."""
+        self.tiling, self.block_e, self.device, self.ranked = tiling, args.block_e, args.device, ranked
         static = dict(args.static, **tail_lengths, ids_stride_t=ids_strides[0], ids_stride_k=ids_strides[1],
                       w_stride_t=w_strides[0], w_stride_k=w_strides[1], num_tiles=tiling.tiles, RANKED=ranked,
+                      BITS=ranked,
                       scanned=int(tiling.scanned), ROWS=tiling.rows, BLOCK_N=tiling.block_n,
                       SCAN_ROWS=tiling.scan_rows, COLUMNS=tiling.scan_columns,
                       ROWS_PER_STEP=geometry.SCAN_ELEMENTS // tiling.scan_columns)
         self.scan = KernelLaunch(tile_scan_kernel, tiling.scan_programs if tiling.scanned else 0,
-                                 geometry.SORT_WARPS, ("hist_ptr", "counts_ptr"), static)
+                                 geometry.SORT_WARPS, ("hist_ptr", "prefix_ptr", "counts_ptr"), static)
         self.place = KernelLaunch(tile_place_kernel, tiling.tiles + 1, geometry.SORT_WARPS,
-                                  _SORT_INPUTS + ("hist_ptr", "counts_ptr", "ranks_ptr") + _SORT_OUTPUTS, static)
+                                  _SORT_INPUTS + ("hist_ptr", "prefix_ptr", "counts_ptr") + _SORT_OUTPUTS, static)
         self.static = static
 
     def workspace(self):
-        """(histograms, counts, ranks): int32, one allocation per call."""
+        """(histograms, prefixes, counts): int32, one allocation per call. The column scan
+        writes its prefixes over the histograms, except row bits, which placing still reads."""
         n_hist = self.tiling.tiles * self.block_e
-        workspace = torch.empty(n_hist + self.block_e + max(1, self.ranks), dtype=torch.int32, device=self.device)
-        return workspace[:n_hist], workspace[n_hist: n_hist + self.block_e], workspace[n_hist + self.block_e:]
+        n_prefix = n_hist if self.ranked and self.tiling.scanned else 0
+        workspace = torch.empty(n_hist + n_prefix + self.block_e, dtype=torch.int32, device=self.device)
+        hist = workspace[:n_hist]
+        prefix = workspace[n_hist: n_hist + n_prefix] if n_prefix else hist
+        return hist, prefix, workspace[n_hist + n_prefix:]
 
-    def __call__(self, topk_ids, topk_weights, out, mask, m, hist, counts, ranks):
-        self.scan(hist, counts)
-        self.place(topk_ids, topk_weights, mask, m, hist, counts, ranks, *out)
+    def __call__(self, topk_ids, topk_weights, out, mask, m, hist, prefix, counts):
+        self.scan(hist, prefix, counts)
+        self.place(topk_ids, topk_weights, mask, m, hist, prefix, counts, *out)
 
 
 class SortingPlan:
@@ -95,9 +99,9 @@ class SortingPlan:
         if self.single_program:
             self.sort(topk_ids, topk_weights, mask, m, *out, buf)
             return
-        hist, counts, ranks = self.tiled.workspace()
+        hist, prefix, counts = self.tiled.workspace()
         self.histogram(topk_ids, mask, m, hist, buf)
-        self.tiled(topk_ids, topk_weights, out, mask, m, hist, counts, ranks)
+        self.tiled(topk_ids, topk_weights, out, mask, m, hist, prefix, counts)
 
 
 class _MoeSortingPlan:

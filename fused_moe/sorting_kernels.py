@@ -52,6 +52,15 @@ TAIL_BLOCK = tl.constexpr(1024)  # vLLM layout: tail slots / blocks written per 
 
 
 @triton.jit
+def popcount16(v):
+    """Set bits of each int32 in [0, 2**16) (SWAR; no popc in the Triton language)."""
+    v = v - ((v >> 1) & 0x5555)
+    v = (v & 0x3333) + ((v >> 2) & 0x3333)
+    v = (v + (v >> 4)) & 0x0F0F
+    return (v + (v >> 8)) & 0x1F
+
+
+@triton.jit
 def local_token_count(m_ptr, m_value, T, M_ON_DEVICE: tl.constexpr):
     """M: from device memory (graph-replayable) or a host int; clamped to [0, T] so a bad
     device value can never index out of bounds."""
@@ -424,6 +433,28 @@ def tile_assignment_range(tile, M, ROWS: tl.constexpr, K: tl.constexpr, BLOCK_N:
     return f, tl.minimum(M, (tile + 1) * ROWS) * K
 
 
+@triton.jit
+def place_tile_by_rows(
+    ids_ptr, ids_stride_t, ids_stride_k, w_ptr, w_stride_t, w_stride_k, mask_ptr,  # inputs
+    tile, M, E,
+    rows,  # [BLOCK_E] int32: the tile's rows that chose each expert, as bits (tile_expert_rows)
+    cursor, local,  # [BLOCK_E]: first slot of each expert for this tile; local expert ids
+    sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,  # outputs
+    K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr,
+    VLLM: tl.constexpr,
+):
+    """Place row tile ``tile`` without sorting it: an assignment's slot is its expert's
+    cursor + the popcount of the expert's row bits below the assignment's row."""
+    f, n_end = tile_assignment_range(tile, M, ROWS, K, BLOCK_N)
+    e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK, "")
+    w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, f, n_end, K, "", VLLM)
+    e_c = tl.where(keep, e, 0)
+    below = (1 << (f // K - tile * ROWS)) - 1
+    dest = tl.gather(cursor, e_c, 0) + popcount16(tl.gather(rows, e_c, 0) & below)
+    store_placed(dest, keep, e_c, pack_token(f // K, f % K, K, VLLM), w, local, sorted_ids_ptr, sorted_w_ptr,
+                 sorted_eids_ptr, U, VLLM)
+
+
 @kernel
 def tile_histogram_kernel(
     ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32 or int64: input
@@ -448,12 +479,21 @@ def tile_histogram_kernel(
         zero_moe_buf(buf_ptr, buf_row_words, M, num_tiles, BUF_WORD, BLOCK_Z)
 
 
+@triton.jit
+def tile_counts_of(h, BITS: tl.constexpr):
+    """Expert counts of histogram entries: the entries, or (BITS) the rows set in each."""
+    if BITS:
+        h = popcount16(h)
+    return h
+
+
 @kernel
 def tile_scan_kernel(
-    hist_ptr,  # (tiles, BLOCK_E) int32: histograms in, exclusive prefix over earlier tiles out
+    hist_ptr,  # (tiles, BLOCK_E) int32: input, histograms (BITS: row bits, see tile_counts_of)
+    prefix_ptr,  # (tiles, BLOCK_E) int32: output, exclusive prefix over earlier tiles (may be hist_ptr)
     counts_ptr,  # (BLOCK_E,) int32: output, every expert's total
     num_tiles,
-    BLOCK_E: tl.constexpr, COLUMNS: tl.constexpr, ROWS_PER_STEP: tl.constexpr,
+    BLOCK_E: tl.constexpr, COLUMNS: tl.constexpr, ROWS_PER_STEP: tl.constexpr, BITS: tl.constexpr,
 ):
     """Grid: (BLOCK_E // COLUMNS,). Program g scans experts [g*COLUMNS, (g+1)*COLUMNS) down
     every tile, so no program walks the whole (tiles, E) table alone."""
@@ -462,29 +502,30 @@ def tile_scan_kernel(
     running = tl.zeros([COLUMNS], dtype=tl.int32)
     for r0 in range(0, num_tiles, ROWS_PER_STEP):
         m_r = (r0 + i_r) < num_tiles
-        p_h = hist_ptr + (r0 + i_r) * BLOCK_E + i_c[None, :]
-        h = tl.load(p_h, mask=m_r, other=0)
-        tl.store(p_h, running[None, :] + tl.cumsum(h, 0) - h, mask=m_r)
+        o_h = (r0 + i_r) * BLOCK_E + i_c[None, :]
+        h = tile_counts_of(tl.load(hist_ptr + o_h, mask=m_r, other=0), BITS)
+        tl.store(prefix_ptr + o_h, running[None, :] + tl.cumsum(h, 0) - h, mask=m_r)
         running += tl.sum(h, axis=0)
     tl.store(counts_ptr + i_c, running)
 
 
 @triton.jit
-def tile_counts(hist_ptr, counts_ptr, tile, num_tiles, scanned,
-                BLOCK_E: tl.constexpr, SCAN_ROWS: tl.constexpr):
+def tile_counts(hist_ptr, prefix_ptr, counts_ptr, tile, num_tiles, scanned,
+                BLOCK_E: tl.constexpr, SCAN_ROWS: tl.constexpr, BITS: tl.constexpr):
     """-> (counts, before): every expert's total, and its entries in tiles before ``tile``.
-    ``scanned``: tile_scan_kernel ran; else sum the raw histograms here (few tiles)."""
+    ``scanned``: tile_scan_kernel ran; else sum the histograms here (few tiles)."""
     i_e = tl.arange(0, BLOCK_E)
     if scanned:
         counts = tl.load(counts_ptr + i_e)
         o_h = tile * BLOCK_E + i_e
-        before = tl.load(hist_ptr + o_h, mask=o_h < num_tiles * BLOCK_E, other=0)  # none for the layout program
+        before = tl.load(prefix_ptr + o_h, mask=o_h < num_tiles * BLOCK_E, other=0)  # none for the layout program
     else:
         i_r = tl.arange(0, SCAN_ROWS)[:, None]
         counts = tl.zeros([BLOCK_E], dtype=tl.int32)
         before = tl.zeros([BLOCK_E], dtype=tl.int32)
         for r0 in range(0, num_tiles, SCAN_ROWS):
             h = tl.load(hist_ptr + (r0 + i_r) * BLOCK_E + i_e[None, :], mask=(r0 + i_r) < num_tiles, other=0)
+            h = tile_counts_of(h, BITS)
             counts += tl.sum(h, axis=0)
             before += tl.sum(tl.where((r0 + i_r) < tile, h, 0), axis=0)
     return counts, before
@@ -496,9 +537,8 @@ def tile_place_kernel(
     w_ptr, w_stride_t, w_stride_k,  # (T, K) float32: input (not read in the vLLM layout)
     mask_ptr,  # (E,): input
     m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
-    hist_ptr,  # (tiles, BLOCK_E) int32: input, histograms (or their column scan when ``scanned``)
-    counts_ptr,  # (BLOCK_E,) int32: input when ``scanned``
-    ranks_ptr,  # (T, K) int32: input when RANKED, each kept assignment's rank in its tile and expert
+    hist_ptr,  # (tiles, BLOCK_E) int32: input, histograms (RANKED: each expert's rows as bits)
+    prefix_ptr, counts_ptr,  # from tile_scan_kernel: input when ``scanned``
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs (vLLM: sorted_w_ptr unused)
     n_sorted, n_blocks,  # lengths of sorted_ids / sorted_eids (read when VLLM)
     num_tiles, scanned, m_value, T, E,
@@ -508,11 +548,13 @@ def tile_place_kernel(
 ):
     """Grid: (tiles + 1,). Every program derives the expert layout from the tile counts;
     program p < tiles places row tile p at start of expert + entries of the expert in
-    earlier tiles + rank inside the tile (RANKED: given by the gating launch; else it sorts
-    the tile); program ``tiles`` writes num_valid_ids and the padding (vLLM: and the tails)."""
+    earlier tiles + rank inside the tile (RANKED: a popcount of the expert's row bits below
+    the assignment's row; else it sorts the tile); program ``tiles`` writes num_valid_ids and
+    the padding (vLLM: and the tails)."""
     pid = tl.program_id(0)
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
-    counts, before = tile_counts(hist_ptr, counts_ptr, pid, num_tiles, scanned, BLOCK_E, SCAN_ROWS)
+    counts, before = tile_counts(hist_ptr, prefix_ptr, counts_ptr, pid, num_tiles, scanned, BLOCK_E, SCAN_ROWS,
+                                 RANKED)
     sorted_w_ptr = as_bits(sorted_w_ptr)
     if pid == num_tiles:
         write_layout(counts, mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr,
@@ -521,15 +563,16 @@ def tile_place_kernel(
                      PAD_W=PAD_W, VLLM=VLLM)
     else:
         _, starts, _, local = expert_layout(counts, mask_ptr, E, U, HAS_MASK, BLOCK_E)
-        f, n_end = tile_assignment_range(pid, M, ROWS, K, BLOCK_N)
-        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK, "")
-        w = load_weight_bits(as_bits(w_ptr), w_stride_t, w_stride_k, f, n_end, K, "", VLLM)
         if RANKED:
-            e_c = tl.where(keep, e, 0)
-            dest = tl.gather(starts + before, e_c, 0) + tl.load(ranks_ptr + f, mask=keep, other=0)
-            store_placed(dest, keep, e_c, pack_token(f // K, f % K, K, VLLM), w, local,
-                         sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, U, VLLM)
+            place_tile_by_rows(
+                ids_ptr, ids_stride_t, ids_stride_k, as_bits(w_ptr), w_stride_t, w_stride_k, mask_ptr, pid, M, E,
+                tl.load(hist_ptr + pid * BLOCK_E + tl.arange(0, BLOCK_E)), starts + before, local,
+                sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr, sorted_eids_ptr=sorted_eids_ptr,
+                K=K, U=U, HAS_MASK=HAS_MASK, ROWS=ROWS, BLOCK_N=BLOCK_N, VLLM=VLLM)
         else:
+            f, n_end = tile_assignment_range(pid, M, ROWS, K, BLOCK_N)
+            e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK, "")
+            w = load_weight_bits(as_bits(w_ptr), w_stride_t, w_stride_k, f, n_end, K, "", VLLM)
             e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_N)
             f_s = pid * (ROWS * K) + i_s
             place_sorted(e_s, pack_token(f_s // K, f_s % K, K, VLLM), w_s, starts + before, local, sorted_ids_ptr,
