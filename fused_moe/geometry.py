@@ -77,7 +77,8 @@ class FusedTile(NamedTuple):
     tiles: int
     registers: bool  # one tile, sorted straight from the gating registers
     warps: int
-    block_n: int  # assignments per tile, a power of two >= rows * K
+    block_n: int  # assignments per presorted tile (several tiles)
+    block_a: int  # sort chunk of the one-tile sort
     scan_rows: int
 
 
@@ -145,7 +146,8 @@ def fused_tile(T, K, E):
         warps = max(4, min(8, gate.block_t * gate.block_e // 32))
     else:
         warps = 8 if gate.block_t * gate.block_e >= 2048 else 4
-    return FusedTile(gate, tiles, registers, warps, next_pow2(gate.block_t * K), scan_rows(gate.block_e))
+    return FusedTile(gate, tiles, registers, warps, next_pow2(gate.block_t * K), sort_chunk(T, K),
+                     scan_rows(gate.block_e))
 
 
 def choose_path(path, T, E, K, device):

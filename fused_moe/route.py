@@ -41,7 +41,8 @@ class _RoutePlan:
             dict(args.static, **tails, stride_t=logits.stride(0), stride_e=logits.stride(1),
                  num_gate_tiles=fused.tiles, RENORMALIZE=renormalize, SINGLE_TILE=fused.tiles == 1,
                  BLOCK_T=fused.gate.block_t, BLOCK_N=fused.block_n,
-                 SCAN_ROWS=fused.scan_rows, PLACE_BLOCK=geometry.PLACE_BLOCK, SORT_FROM_REGISTERS=fused.registers),
+                 SCAN_ROWS=fused.scan_rows, PLACE_BLOCK=geometry.PLACE_BLOCK, SORT_FROM_REGISTERS=fused.registers,
+                 BLOCK_A=fused.block_a, SINGLE_CHUNK=args.T * args.K <= fused.block_a),
         )
 
     def __call__(self, logits, expert_mask, num_local_tokens, moe_buf, out):

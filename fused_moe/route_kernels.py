@@ -20,10 +20,10 @@ vLLM, by the ``VLLM`` constexpr); ``counter`` is one int32, zero between calls.
 import triton
 import triton.language as tl
 
-from .gating_kernels import gating_rows, tile_assignments, tile_expert_rows
+from .gating_kernels import gating_rows, tile_assignments
 from .geometry import kernel
-from .sorting_kernels import (as_bits, local_token_count, pack_token, place_presorted, place_tile_by_rows, popcount16,
-                              presort_tile, write_layout, zero_moe_buf)
+from .sorting_kernels import (as_bits, local_token_count, pack_token, place_presorted, presort_tile, sort_assignments,
+                              write_layout, zero_moe_buf)
 
 
 @triton.jit
@@ -69,7 +69,8 @@ def fused_route_kernel(
     M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr, BUF_WORD: tl.constexpr, SINGLE_TILE: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
     PAD_W: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr, PLACE_BLOCK: tl.constexpr,
-    BLOCK_Z: tl.constexpr, SORT_FROM_REGISTERS: tl.constexpr, VLLM: tl.constexpr,
+    BLOCK_Z: tl.constexpr, SORT_FROM_REGISTERS: tl.constexpr, BLOCK_A: tl.constexpr, SINGLE_CHUNK: tl.constexpr,
+    VLLM: tl.constexpr,
 ):
     """Grid: (G + Z,). Program p < G owns gating rows [p*BLOCK_T, (p+1)*BLOCK_T); the one
     that sorts (p == 0 when G == 1, else the last arriver) owns every sorting output;
@@ -79,18 +80,16 @@ def fused_route_kernel(
     sorted_w_ptr = as_bits(sorted_w_ptr)
     if pid < num_gate_tiles:
         if SINGLE_TILE and not SORT_FROM_REGISTERS:
-            i_t, packed, _ = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, 0, T, E,
-                                         K, BLOCK_T, BLOCK_E, RENORMALIZE)
-            _, _, _, rows = tile_expert_rows(packed, i_t, 0, M, mask_ptr, E, HAS_MASK, BLOCK_E)
-            starts, local = write_layout(
-                popcount16(rows), mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr,
-                sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks,
-                M=M, T=T, E=E, K=K, U=U, HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
+            # Sorting the rows read back measured faster here than ranking them by row bits
+            # (tile_expert_rows + place_tile_by_rows) at 4-16 rows: docs/notes.md, v7.
+            gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, 0, T, E, K, BLOCK_T, BLOCK_E,
+                        RENORMALIZE)
             tl.debug_barrier()  # the topk rows are written before they are read back
-            place_tile_by_rows(ids_ptr, K, 1, as_bits(weights_ptr), K, 1, mask_ptr, 0, M, E, rows, starts, local,
-                               sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr,
-                               sorted_eids_ptr=sorted_eids_ptr, K=K, U=U, HAS_MASK=HAS_MASK, ROWS=BLOCK_T,
-                               BLOCK_N=BLOCK_N, VLLM=VLLM)
+            sort_assignments(
+                ids_ptr, K, 1, as_bits(weights_ptr), K, 1, mask_ptr, sorted_ids_ptr=sorted_ids_ptr,
+                sorted_w_ptr=sorted_w_ptr, sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr,
+                n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U, HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E,
+                BLOCK_A=BLOCK_A, PAD_W=PAD_W, SINGLE_CHUNK=SINGLE_CHUNK, CACHE="", VLLM=VLLM)
         elif SINGLE_TILE:
             route_single_tile(
                 logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr, sorted_ids_ptr=sorted_ids_ptr,

@@ -10,7 +10,9 @@ production kernels have it, each at zero, one and many trips:
   ``sort_single_program`` threshold), programs ``pid >= num_tiles`` of
   ``tile_histogram_kernel`` (the tiled sort above it), programs ``pid >= num_gate_tiles``
   of ``topk_gating_kernel`` (unfused route) and of ``fused_route_kernel``;
-- ``sort_assignments``, run by program 0 of ``moe_sorting_kernel``: the chunk loops
+- ``sort_assignments``, run by program 0 of ``moe_sorting_kernel`` and by program 0 of
+  ``fused_route_kernel`` on a single gating tile of more than ``fused_register_sort``
+  rows (smaller tiles sort from registers, with no loop): the chunk loops
   ``for start in range(0, M*K, BLOCK_A)`` (when T*K exceeds one chunk; else SINGLE_CHUNK);
 - ``fill_padding``: ``for z0 in range(0, U - 1, PAD_W)``, masked to each expert's
   padding slots ``[starts + counts, starts + padded)`` (counts known only at run time);
@@ -418,7 +420,7 @@ class ChunkCase(NamedTuple):
 
 
 _UNFUSED = ("moe_sorting",)  # T <= sort_single_program (the unfused route always sorts by tiles)
-_ONE_PROGRAM = ("moe_sorting",)  # sort_assignments: moe_sorting's one program (the fused route places by row bits)
+_ONE_PROGRAM = ("moe_sorting", "route-fused")  # with one gating tile
 CHUNK_CASES = [
     # T*K <= one chunk: SINGLE_CHUNK loads it once, no loop (the path beside the loop)
     ChunkCase("chunks-single-below", _ONE_PROGRAM, 5, 2, 8, None, None),  # 10 assignments, chunk 16
@@ -430,6 +432,11 @@ CHUNK_CASES = [
     ChunkCase("chunks-loop-1-full-M32-device", _UNFUSED, 33, 8, 16, 32, 1),  # M*K = 256 exactly
     ChunkCase("chunks-loop-2-trips", _UNFUSED, 33, 8, 16, None, 2),  # 264: the last trip has 8
     ChunkCase("chunks-loop-3-trips", _UNFUSED, 61, 9, 16, None, 3),  # 549: the last trip has 37
+    # fused: sort_assignments runs only on a single gating tile (T <= 16), so a wide K
+    ChunkCase("chunks-loop-0-trips-M0-device-wideK", ("route-fused",), 16, 17, 32, 0, 0),  # 272 > 256, M*K = 0
+    ChunkCase("chunks-loop-1-trip-M15-device-wideK", ("route-fused",), 16, 17, 32, 15, 1),  # M*K = 255
+    ChunkCase("chunks-loop-2-trips-wideK", ("route-fused",), 16, 17, 32, None, 2),  # 272
+    ChunkCase("chunks-loop-3-trips-wideK", ("route-fused",), 16, 48, 64, None, 3),  # 768
 ]
 CHUNK_PARAMS = [pytest.param(c, entry, id=f"{c.name}-{entry}") for c in CHUNK_CASES for entry in c.entries]
 
@@ -439,7 +446,7 @@ def test_chunk_loops(c, entry, device, request):
     case = request.node.callspec.id
     M = c.T if c.M is None else c.M
     chunk = geometry.sort_chunk(c.T, c.K)
-    single_program = not _tiled(entry, c.T)
+    single_program = (_gate_tiles(c.E, c.K, c.T) == 1) if entry == "route-fused" else not _tiled(entry, c.T)
     trips = None if c.T * c.K <= chunk else -(-(M * c.K) // chunk)
     assert single_program and trips == c.trips, (
         f"case {case} no longer hits its edge: sort_assignments in one program: {single_program}; "
