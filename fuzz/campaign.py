@@ -38,6 +38,9 @@ class Entry:
     note: str = ""
     known: object = None  # the ledger entry this failure matches (fuzz/ledger.py)
     stopped: bool = False  # the campaign was stopped (a signal) before this entry ran
+    # what the parent knows while the entry runs (the failure itself comes with the result)
+    failing: bool = False
+    done: bool = False
 
     @property
     def one(self):
@@ -93,6 +96,7 @@ def run_entry(entry: Entry, *, seconds: float, max_examples: int, seed: int | No
         if time.monotonic() > deadline[0] or _stopping():
             raise TimeUp
         entry.examples += 1
+        entry.seconds = time.monotonic() - start  # so far: the live rate is this entry's own
         entry.regimes.update(case.labels)
         if on_example is not None:
             on_example(entry)
@@ -151,6 +155,7 @@ def apply_result(entry: Entry, result: dict) -> None:
     entry.examples, entry.seconds = result["examples"], result["seconds"]
     entry.regimes = collections.Counter(result["regimes"])
     entry.harness_error, entry.case = result["harness_error"], result["case"]
+    entry.done = True
     if result["failure"] is not None:
         entry.failure = TargetFailure(*result["failure"], entry.case)
 
@@ -181,7 +186,7 @@ def worker(index: int, options: dict, queue, stop) -> None:
         now = time.monotonic()
         if now - last[0] > 1.0:
             last[0] = now
-            queue.put(("progress", entries.index(entry), entry.examples, entry.failure is not None))
+            queue.put(("progress", entries.index(entry), entry.examples, entry.seconds, entry.failure is not None))
 
     for k, i in enumerate(mine):
         entry = entries[i]
