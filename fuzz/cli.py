@@ -199,9 +199,10 @@ def _run_workers(options: dict, entries: list, started: float) -> bool:
     return bool(interrupted)
 
 
-def _collect(queue, procs, entries, pending: set, started: float, progress) -> None:
+def _collect(queue, procs, entries, pending: set, started: float, progress, clock=time.monotonic) -> None:
     """Results and progress from the workers until every entry is done or the workers are gone."""
     from fuzz import campaign
+    began = {}  # entry -> when its run began (this clock): a slow example in flight lowers its rate
     while pending:
         try:
             kind, i, *rest = queue.get(timeout=1.0)
@@ -215,8 +216,11 @@ def _collect(queue, procs, entries, pending: set, started: float, progress) -> N
                 campaign.apply_result(entries[i], rest[0])
                 pending.discard(i)
             else:
-                entries[i].examples, entries[i].seconds, entries[i].failing = rest
-        progress.update(entries, time.monotonic() - started)
+                entries[i].examples, seconds, entries[i].failing = rest
+                began.setdefault(i, clock() - seconds)
+        for i in began.keys() & pending:
+            entries[i].seconds = clock() - began[i]
+        progress.update(entries, clock() - started)
 
 
 def run(argv=None) -> int:
