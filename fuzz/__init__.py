@@ -13,6 +13,8 @@
   a knob-off control) for the quality suite (``tests/quality``);
 - :mod:`fuzz.power`       ``python -m fuzz power``: recall, false positives and time to detection;
 - :mod:`fuzz.campaign`, :mod:`fuzz.cli`  ``python -m fuzz run`` (``moe-fuzz run``): time-bounded campaigns;
+  :mod:`fuzz.live` their progress (a refreshing table, or a plain line); :mod:`fuzz.steering`
+  ``hypothesis.target`` toward the boundaries a target declares;
 - :mod:`fuzz.bundles`, :mod:`fuzz.repro`, :mod:`fuzz.ledger`  bug-report bundles, their
   ``repro.py``, ``python -m fuzz replay``, and the known findings.
 

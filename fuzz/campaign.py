@@ -2,7 +2,9 @@
 
 Each entry runs under ``@given`` with the campaign profile (random generation, an
 example database so failures found once replay first next time), inside its target's
-declared domain, at the wider ``CAMPAIGN_LIMITS`` sizes. ``--time`` bounds the whole
+declared domain, at the wider ``CAMPAIGN_LIMITS`` sizes; each case reports its distance to
+the boundaries the target declares (:mod:`fuzz.steering`), so the targeted phase climbs
+toward them. ``--time`` bounds the whole
 campaign, shrinking included: an entry's run stops at its share of the time, and a
 shrink cut short keeps the smallest failing case seen so far. A failure of the target
 (:class:`fuzz.properties.TargetFailure`) is a finding; any other exception is a harness
@@ -12,9 +14,17 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+#: Examples per Hypothesis run of an entry (Hypothesis's own default): an entry runs round after
+#: round until its time is up. Hypothesis starts the targeted phase (``hypothesis.target``,
+#: fuzz.steering) once half a run's max_examples have run, so one time-bounded run with a
+#: huge max_examples would never reach it.
+ROUND_EXAMPLES = 100
 
 
 class TimeUp(BaseException):
@@ -38,6 +48,9 @@ class Entry:
     note: str = ""
     known: object = None  # the ledger entry this failure matches (fuzz/ledger.py)
     stopped: bool = False  # the campaign was stopped (a signal) before this entry ran
+    # what the parent knows while the entry runs (the failure itself comes with the result)
+    failing: bool = False
+    done: bool = False
 
     @property
     def one(self):
@@ -77,25 +90,25 @@ def run_entry(entry: Entry, *, seconds: float, max_examples: int, seed: int | No
     from hypothesis import seed as hypothesis_seed
 
     from fuzz import properties as fp
-    from fuzz.strategies import cases_for
+    from fuzz.steering import steer
+    from fuzz.strategies import cases_for, limits_for
 
     check = fp.PROPERTIES[entry.prop].check
     start = time.monotonic()
     hard = hard_deadline or start + seconds
     deadline = [min(start + seconds, hard)]
     first_signature = []
+    steering = limits_for(entry.one.convention, limits)  # the boundaries the target declares, at these sizes
 
-    # quiet: the campaign reports through its summary and bundles, not Hypothesis's own prints
-    @settings(settings.default, max_examples=max_examples, database=database, report_multiple_bugs=False,
-              deadline=None, verbosity=Verbosity.quiet)
-    @given(cases_for(entry.prop, entry.one, limits))
     def fuzz_one(case):
         if time.monotonic() > deadline[0] or _stopping():
             raise TimeUp
         entry.examples += 1
+        entry.seconds = time.monotonic() - start  # so far: the live rate is this entry's own
         entry.regimes.update(case.labels)
         if on_example is not None:
             on_example(entry)
+        steer(case, steering)
         try:
             check(entry.target, case, device)
         except fp.TargetFailure as failure:
@@ -108,11 +121,22 @@ def run_entry(entry: Entry, *, seconds: float, max_examples: int, seed: int | No
             raise
 
     # one database key per entry (the test function is the same for all of them)
-    fuzz_one.hypothesis.inner_test._hypothesis_internal_add_digest = entry.label.encode()
-    if seed is not None:
-        fuzz_one = hypothesis_seed(entry_seed(seed, entry.label))(fuzz_one)
+    fuzz_one._hypothesis_internal_add_digest = entry.label.encode()
+    strategy = cases_for(entry.prop, entry.one, limits)
     try:
-        fuzz_one()
+        for r in itertools.count():
+            budget = min(ROUND_EXAMPLES, max_examples - entry.examples)
+            if budget <= 0:
+                break
+            before = entry.examples
+            # quiet: the campaign reports through its summary and bundles, not Hypothesis's own prints
+            test = settings(settings.default, max_examples=budget, database=database, report_multiple_bugs=False,
+                            deadline=None, verbosity=Verbosity.quiet)(given(strategy)(fuzz_one))
+            if seed is not None:
+                test = hypothesis_seed(entry_seed(seed, entry.label if r == 0 else f"{entry.label}#{r}"))(test)
+            test()
+            if entry.examples - before < budget:
+                break  # Hypothesis ran out of distinct cases: another round would repeat them
     except TimeUp:
         pass
     except fp.TargetFailure:
@@ -151,6 +175,7 @@ def apply_result(entry: Entry, result: dict) -> None:
     entry.examples, entry.seconds = result["examples"], result["seconds"]
     entry.regimes = collections.Counter(result["regimes"])
     entry.harness_error, entry.case = result["harness_error"], result["case"]
+    entry.done = True
     if result["failure"] is not None:
         entry.failure = TargetFailure(*result["failure"], entry.case)
 
@@ -181,7 +206,7 @@ def worker(index: int, options: dict, queue, stop) -> None:
         now = time.monotonic()
         if now - last[0] > 1.0:
             last[0] = now
-            queue.put(("progress", entries.index(entry), entry.examples, entry.failure is not None))
+            queue.put(("progress", entries.index(entry), entry.examples, entry.seconds, entry.failure is not None))
 
     for k, i in enumerate(mine):
         entry = entries[i]

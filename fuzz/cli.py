@@ -29,7 +29,6 @@ SUITES = {
 }
 SUITES["all"] = [e for name in ("gating", "sorting", "route-fused", "route-unfused", "route-auto", "paths",
                                 "batch", "reuse", "vllm") for e in SUITES[name]]
-PROGRESS_SECONDS = 10
 
 
 class UsageError(Exception):
@@ -61,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", choices=("ci", "campaign"), default=None,
                    help="shape limits: ci (T <= 40, T*K <= 512) or campaign (T <= 300, T*K <= 8192); default "
                         "ci on the CPU interpreter, campaign on a GPU")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress while it runs (default: a refreshing table on a terminal when rich is "
+                        "installed and CI is unset, else a plain line every 10 s)")
     return p
 
 
@@ -102,12 +104,6 @@ def entries_for(names: list[str], convention) -> list:
         entries += [Entry(f"{name}" if len(fp.properties_for(target)) == 1 else f"{prop}[{name}]", prop, target)
                     for prop in fp.properties_for(target)]
     return entries
-
-
-def _progress(entries, started: float) -> str:
-    parts = [f"{e.label} {e.examples} ({e.examples / max(e.seconds or time.monotonic() - started, 1e-9):.1f}/s)"
-             + (" FAILED" if e.failure is not None else "") for e in entries if e.examples or e.failure]
-    return f"[{time.monotonic() - started:6.0f}s] " + ", ".join(parts)
 
 
 def _write_bundles(entries, out: Path, device: str, seed) -> None:
@@ -167,7 +163,7 @@ def _options(args) -> dict:
     return {"targets": args.target or ["all"], "convention": args.convention, "device": device, "devices": devices,
             "workers": len(devices) or args.workers, "seed": args.seed, "max_examples": args.max_examples,
             "limits": {"ci": CI_LIMITS, "campaign": CAMPAIGN_LIMITS}[sizes], "shrink_seconds": args.time / 5,
-            "db": args.db or str(out / "db"), "out": out, "time": args.time}
+            "db": args.db or str(out / "db"), "out": out, "time": args.time, "quiet": args.quiet}
 
 
 def _run_workers(options: dict, entries: list, started: float) -> bool:
@@ -175,10 +171,11 @@ def _run_workers(options: dict, entries: list, started: float) -> bool:
     import multiprocessing
     import signal
 
-    from fuzz import campaign
+    from fuzz import campaign, live
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters: the lane and devices are set before imports
     stop, queue = ctx.Event(), ctx.Queue()
     options = {**options, "deadline": time.time() + options["time"]}
+    progress = live.progress_for(options["quiet"])
     procs = [ctx.Process(target=campaign.worker, args=(i, options, queue, stop), daemon=True)
              for i in range(options["workers"])]
     interrupted = []
@@ -191,31 +188,39 @@ def _run_workers(options: dict, entries: list, started: float) -> bool:
     try:
         for p in procs:
             p.start()
-        pending, last = set(range(len(entries))), time.monotonic()
-        while pending:
-            try:
-                kind, i, *rest = queue.get(timeout=1.0)
-            except Exception:  # noqa: BLE001 -- queue.Empty: check the workers are alive
-                if not any(p.is_alive() for p in procs):
-                    for i in pending:
-                        entries[i].harness_error = "its worker process died"
-                    break
-            else:
-                if kind == "done":
-                    campaign.apply_result(entries[i], rest[0])
-                    pending.discard(i)
-                else:
-                    entries[i].examples, failed = rest
-                    entries[i].seconds = time.monotonic() - started
-            if time.monotonic() - last >= PROGRESS_SECONDS:
-                last = time.monotonic()
-                print(_progress(entries, started), flush=True)
+        pending = set(range(len(entries)))
+        with progress:
+            _collect(queue, procs, entries, pending, started, progress)
         for p in procs:
             p.join(timeout=30)
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
     return bool(interrupted)
+
+
+def _collect(queue, procs, entries, pending: set, started: float, progress, clock=time.monotonic) -> None:
+    """Results and progress from the workers until every entry is done or the workers are gone."""
+    from fuzz import campaign
+    began = {}  # entry -> when its run began (this clock): a slow example in flight lowers its rate
+    while pending:
+        try:
+            kind, i, *rest = queue.get(timeout=1.0)
+        except Exception:  # noqa: BLE001 -- queue.Empty: check the workers are alive
+            if not any(p.is_alive() for p in procs):
+                for i in pending:
+                    entries[i].harness_error = "its worker process died"
+                break
+        else:
+            if kind == "done":
+                campaign.apply_result(entries[i], rest[0])
+                pending.discard(i)
+            else:
+                entries[i].examples, seconds, entries[i].failing = rest
+                began.setdefault(i, clock() - seconds)
+        for i in began.keys() & pending:
+            entries[i].seconds = clock() - began[i]
+        progress.update(entries, clock() - started)
 
 
 def run(argv=None) -> int:
