@@ -32,7 +32,7 @@ def gating_launch(logits, topk, renormalize, sorting=None):
         static.update(sorting.static)
         tiles = max(1, tiles)
     static.update(stride_t=logits.stride(0), stride_e=logits.stride(1), num_gate_tiles=tiles, T=T, E=E, K=topk,
-                  BLOCK_T=tile.block_t, BLOCK_E=tile.block_e, RENORMALIZE=renormalize,
+                  BLOCK_T=tile.block_t, BLOCK_E=tile.block_e, BLOCK_K=geometry.next_pow2(topk), RENORMALIZE=renormalize,
                   HIST=sorting is not None)
     zero = sorting.zero_programs if sorting is not None else 0
     return KernelLaunch(topk_gating_kernel, tiles + zero, tile.warps, _GATING_DYNAMIC, static)

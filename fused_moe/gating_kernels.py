@@ -5,18 +5,17 @@ other rows, which is what makes routing batch invariant):
 
     logits[T, E] --load, upcast--> x (float32; NaN -> -inf, -0.0 -> +0.0)
     x --order-preserving int key, packed with the inverted column--> packed
-    K x (row max of packed; the winner becomes TAKEN + slot) --> selected columns
-    exp(x - rowmax) --fixed-point row sum--> w = p / sum(p over selected) or p / sum(p)
-    each selected column stores (its id, w) at its slot of topk_ids / topk_weights
-
-Everything stays in the [BLOCK_T, BLOCK_E] layout of the logits: per-slot [BLOCK_T, K]
-tensors cost a layout conversion per slot (docs/notes.md, v7).
+    K x (row max of packed; the winner becomes TAKEN + slot) --> topk_ids
+    selected keys --involution--> selected logits (slot 0 is the row max)
+    exp(x - rowmax) --fixed-point row sum--> topk_weights = p_k / sum(p_k) or p_k / sum(p)
 
 | name    | shape              | dtype   | meaning                                   | pad value          |
 |---------|--------------------|---------|-------------------------------------------|--------------------|
 | x       | [BLOCK_T, BLOCK_E] | float32 | logits, NaN as -inf                       | -inf (cols >= E)   |
 | packed  | [BLOCK_T, BLOCK_E] | int32 for 16-bit logits, else int64 | (ordered key << 16 or 32) | (BLOCK_E-1-col) | pad key (cols >= E); taken: TAKEN + slot |
-| w       | [BLOCK_T, BLOCK_E] | float32 | every column's weight                     | -                  |
+| b_id    | [BLOCK_T, BLOCK_K] | int32   | selected experts, slot order              | 0                  |
+| b_key   | [BLOCK_T, BLOCK_K] | int32   | their ordered keys                        | 0                  |
+| b_w     | [BLOCK_T, BLOCK_K] | float32 | topk weights                              | 0.0 (slots >= K)   |
 
 Why a fixed-point sum: a float tree reduction's order follows the register
 layout, which Triton picks per shape, alignment and num_warps. Summing exact
@@ -83,16 +82,34 @@ def taken_slots(packed):
 
 
 @triton.jit
+def _selected_logits(b_key, DTYPE: tl.constexpr, KEY16: tl.constexpr):
+    """The ordered keys back to the logits they came from (the key is an involution of the bits)."""
+    if KEY16:
+        x = _ordered_key16_bits(b_key).to(tl.int16).to(DTYPE, bitcast=True).to(tl.float32)
+    else:
+        x = _ordered_key(b_key).to(tl.float32, bitcast=True)
+    return x
+
+
+@triton.jit
+def _ordered_key16_bits(key):
+    """Inverse of _ordered_key16 (the same involution on the 16 bits)."""
+    return key ^ ((key >> 15) & 0x7FFF)
+
+
+@triton.jit
 def select_topk(
     logits_ptr,  # (T, E) float32/float16/bfloat16, any strides: input
     stride_t, stride_e, row0, T, E,
-    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, RENORMALIZE: tl.constexpr,
+    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+    RENORMALIZE: tl.constexpr,
 ):
     """Gate rows [row0, row0 + BLOCK_T) (rows >= T masked off), in registers.
-    -> (i_t, packed, w): every selected column of ``packed`` holds TAKEN + its slot
-    (``taken_slots``); ``w`` holds every column's weight, the selected ones the top-k weights."""
+    -> (i_t, x, x_max, denom, packed, b_id, b_w); in ``packed`` every selected column holds
+    TAKEN + its slot (see ``taken_slots``), so callers can route straight from the tile."""
     i_t = row0 + tl.arange(0, BLOCK_T)
     i_e = tl.arange(0, BLOCK_E)
+    i_k = tl.arange(0, BLOCK_K)[None, :]
     m_e = i_e < E
 
     p_x = logits_ptr + i_t[:, None].to(tl.int64) * stride_t + i_e[None, :].to(tl.int64) * stride_e
@@ -101,39 +118,55 @@ def select_topk(
     x = tl.where(x != x, float("-inf"), x)  # NaN ranks as -inf
     x = tl.where(x == 0.0, 0.0, x)  # -0.0 ties with +0.0
 
-    # One max per slot. The low bits make ties go to the lower column and every packed
-    # value of a row distinct, so the winner is the one column equal to the max.
+    # Selection: one max per slot; the low bits make ties go to the lower column and every
+    # packed value of a row distinct.
+    KEY16: tl.constexpr = raw.dtype.primitive_bitwidth == 16 and BLOCK_E <= 65536
     low = (BLOCK_E - 1 - i_e)[None, :]
-    if raw.dtype.primitive_bitwidth == 16 and BLOCK_E <= 65536:
+    if KEY16:
         packed = (tl.where(m_e[None, :], _ordered_key16(x, raw.dtype), _PAD_KEY16) << 16) | low
         taken = tl.full([BLOCK_T, 1], _TAKEN16, tl.int32)
     else:
         packed = (tl.where(m_e[None, :], _ordered_key(x), _PAD_KEY32).to(tl.int64) << 32) | low.to(tl.int64)
         taken = tl.full([BLOCK_T, 1], _TAKEN32, tl.int64)  # a tensor: TAKEN + k must not fold to int32
+    b_id = tl.zeros([BLOCK_T, BLOCK_K], dtype=tl.int32)
+    b_key = tl.zeros([BLOCK_T, BLOCK_K], dtype=tl.int32)
     for k in range(K):
         best = tl.max(packed, axis=1)
-        packed = tl.where(packed == best[:, None], taken + k, packed)
+        if KEY16:
+            col, key = (BLOCK_E - 1) - (best & 0xFFFF), best >> 16
+        else:
+            col, key = (BLOCK_E - 1) - (best & 0xFFFFFFFF).to(tl.int32), (best >> 32).to(tl.int32)
+        packed = tl.where(i_e[None, :] == col[:, None], taken + k, packed)
+        b_id = tl.where(i_k == k, col[:, None], b_id)
+        b_key = tl.where(i_k == k, key[:, None], b_key)
 
-    selected, _ = taken_slots(packed)
-    x_max = tl.max(x, axis=1)  # the slot-0 logit
-    p = _unnormalised(x, x_max)
+    # The selected logits come back exactly from their keys, and slot 0 holds the row max.
+    m_k = i_k < K
+    x_sel = tl.where(m_k, _selected_logits(b_key, raw.dtype, KEY16), float("-inf"))
+    x_max = tl.max(x_sel, axis=1)
+    p_sel = tl.where(m_k, _unnormalised(x_sel, x_max), 0.0)
     if RENORMALIZE:
-        denom = _fixed_point_sum(tl.where(selected, p, 0.0))
+        denom = _fixed_point_sum(p_sel)
     else:
-        denom = _fixed_point_sum(tl.where(m_e[None, :], p, 0.0))
-    return i_t, packed, p / denom[:, None]
+        denom = _fixed_point_sum(tl.where(m_e[None, :], _unnormalised(x, x_max), 0.0))
+    return i_t, x, x_max, denom, packed, b_id, p_sel / denom[:, None]
 
 
 @triton.jit
-def store_topk(weights_ptr, ids_ptr, i_t, packed, w, T, K: tl.constexpr, BLOCK_E: tl.constexpr):
-    """topk_weights / topk_ids rows i_t (contiguous (T, K)) straight from the tile: each
-    selected column stores its id and weight at its slot; rows >= T masked off."""
-    selected, slot = taken_slots(packed)
-    m_out = selected & (i_t < T)[:, None]
-    o_out = i_t[:, None].to(tl.int64) * K + slot
-    ids = tl.zeros_like(slot) + tl.arange(0, BLOCK_E)[None, :]
-    tl.store(ids_ptr + o_out, ids, mask=m_out)
-    tl.store(weights_ptr + o_out, w, mask=m_out)
+def tile_weights(x, x_max, denom):
+    """Every column's weight as ``select_topk`` computes the selected ones: the same
+    elementwise operations on the same values, so selected columns match b_w bit for bit."""
+    return _unnormalised(x, x_max) / denom[:, None]
+
+
+@triton.jit
+def store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K: tl.constexpr, BLOCK_K: tl.constexpr):
+    """topk_weights / topk_ids rows i_t (contiguous (T, K)); rows >= T and slots >= K masked."""
+    i_k = tl.arange(0, BLOCK_K)[None, :]
+    m_out = (i_t < T)[:, None] & (i_k < K)
+    o_out = i_t[:, None].to(tl.int64) * K + i_k
+    tl.store(ids_ptr + o_out, b_id, mask=m_out)
+    tl.store(weights_ptr + o_out, b_w, mask=m_out)
 
 
 @triton.jit
@@ -143,13 +176,15 @@ def gating_rows(
     weights_ptr,  # (T, K) float32, contiguous: output
     ids_ptr,  # (T, K) int32, contiguous: output
     row0, T, E,
-    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, RENORMALIZE: tl.constexpr,
+    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+    RENORMALIZE: tl.constexpr,
 ):
     """Gate rows [row0, row0 + BLOCK_T) of the logits (rows >= T masked off) and store them.
-    -> select_topk's (i_t, packed, w), for callers that route straight from the tile."""
-    i_t, packed, w = select_topk(logits_ptr, stride_t, stride_e, row0, T, E, K, BLOCK_T, BLOCK_E, RENORMALIZE)
-    store_topk(weights_ptr, ids_ptr, i_t, packed, w, T, K, BLOCK_E)
-    return i_t, packed, w
+    -> (i_t, x, x_max, denom, packed) of select_topk, for callers that route from the tile."""
+    i_t, x, x_max, denom, packed, b_id, b_w = select_topk(logits_ptr, stride_t, stride_e, row0, T, E,
+                                                          K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+    store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K, BLOCK_K)
+    return i_t, x, x_max, denom, packed
 
 
 @triton.jit
@@ -188,7 +223,7 @@ def topk_gating_kernel(
     hist_ptr,  # (tiles, BLOCK_E) int32: output, each tile's rows of each kept expert, as bits (when HIST)
     buf_ptr, buf_row_words,  # moe_buf: output (when HAS_BUF)
     num_gate_tiles, m_value, T, E,
-    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
     RENORMALIZE: tl.constexpr, HIST: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
     HAS_BUF: tl.constexpr, BUF_WORD: tl.constexpr, BLOCK_Z: tl.constexpr,
 ):
@@ -201,8 +236,8 @@ def topk_gating_kernel(
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     if pid < num_gate_tiles:
         row0 = pid * BLOCK_T
-        i_t, packed, _ = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, row0, T, E,
-                                     K, BLOCK_T, BLOCK_E, RENORMALIZE)
+        i_t, _, _, _, packed = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, row0, T, E,
+                                           K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
         if HIST:
             _, _, _, rows = tile_expert_rows(packed, i_t, row0, M, mask_ptr, E, HAS_MASK, BLOCK_E)
             tl.store(hist_ptr + pid * BLOCK_E + tl.arange(0, BLOCK_E), rows)

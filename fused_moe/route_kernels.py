@@ -20,7 +20,7 @@ vLLM, by the ``VLLM`` constexpr); ``counter`` is one int32, zero between calls.
 import triton
 import triton.language as tl
 
-from .gating_kernels import gating_rows, tile_assignments
+from .gating_kernels import gating_rows, tile_assignments, tile_weights
 from .geometry import kernel
 from .sorting_kernels import (as_bits, local_token_count, pack_token, place_presorted, presort_tile, sort_assignments,
                               write_layout, zero_moe_buf)
@@ -31,13 +31,13 @@ def route_single_tile(
     logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr,
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr, n_sorted, n_blocks, M, T, E,
     K: tl.constexpr, U: tl.constexpr, RENORMALIZE: tl.constexpr, HAS_MASK: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, PAD_W: tl.constexpr, VLLM: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, PAD_W: tl.constexpr, VLLM: tl.constexpr,
 ):
     """Gate all T <= BLOCK_T rows and sort them from registers: slot = start of the expert
     + rank among earlier rows. No sort, no scan over assignments, no memory round trip."""
     tl.static_assert(BLOCK_T <= 16, "tile_assignments packs a tile's rows into 16 bits")
-    i_t, packed, w = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, 0, T, E,
-                                 K, BLOCK_T, BLOCK_E, RENORMALIZE)
+    i_t, x, x_max, denom, packed = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, 0, T, E,
+                                               K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
     sel, slot, rank, counts = tile_assignments(packed, i_t, 0, M, mask_ptr, E, HAS_MASK, BLOCK_E)
     starts, local = write_layout(
         counts, mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr, sorted_eids_ptr=sorted_eids_ptr,
@@ -46,7 +46,7 @@ def route_single_tile(
     dest = starts[None, :] + rank
     tl.store(sorted_ids_ptr + dest, pack_token(i_t[:, None], slot, K, VLLM), mask=sel)
     if not VLLM:
-        tl.store(sorted_w_ptr + dest, w.to(tl.int32, bitcast=True), mask=sel)
+        tl.store(sorted_w_ptr + dest, tile_weights(x, x_max, denom).to(tl.int32, bitcast=True), mask=sel)
     head = sel & (dest % U == 0)  # padding only ends a run, so every block starts with a real entry
     tl.store(sorted_eids_ptr + dest // U, tl.broadcast_to(local[None, :], [BLOCK_T, BLOCK_E]), mask=head)
 
@@ -67,7 +67,7 @@ def fused_route_kernel(
     m_value, T, E, num_gate_tiles,
     K: tl.constexpr, U: tl.constexpr, RENORMALIZE: tl.constexpr, HAS_MASK: tl.constexpr,
     M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr, BUF_WORD: tl.constexpr, SINGLE_TILE: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
     PAD_W: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr, PLACE_BLOCK: tl.constexpr,
     BLOCK_Z: tl.constexpr, SORT_FROM_REGISTERS: tl.constexpr, BLOCK_A: tl.constexpr, SINGLE_CHUNK: tl.constexpr,
     VLLM: tl.constexpr,
@@ -82,7 +82,7 @@ def fused_route_kernel(
         if SINGLE_TILE and not SORT_FROM_REGISTERS:
             # Sorting the rows read back measured faster here than ranking them by row bits
             # (tile_expert_rows + place_tile_by_rows) at 4-16 rows: docs/notes.md, v7.
-            gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, 0, T, E, K, BLOCK_T, BLOCK_E,
+            gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, 0, T, E, K, BLOCK_T, BLOCK_E, BLOCK_K,
                         RENORMALIZE)
             tl.debug_barrier()  # the topk rows are written before they are read back
             sort_assignments(
@@ -95,10 +95,10 @@ def fused_route_kernel(
                 logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr, sorted_ids_ptr=sorted_ids_ptr,
                 sorted_w_ptr=sorted_w_ptr, sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr,
                 n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U, RENORMALIZE=RENORMALIZE,
-                HAS_MASK=HAS_MASK, BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
+                HAS_MASK=HAS_MASK, BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E, BLOCK_K=BLOCK_K, PAD_W=PAD_W, VLLM=VLLM)
         else:
             gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, pid * BLOCK_T, T, E,
-                        K, BLOCK_T, BLOCK_E, RENORMALIZE)
+                        K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
             tl.debug_barrier()  # this program's topk rows are written before it reads them back
             presort_tile(ids_ptr, as_bits(weights_ptr), mask_ptr, keys_ptr, hist_ptr, pid, pid * BLOCK_T, M, E,
                          K=K, HAS_MASK=HAS_MASK, BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E, BLOCK_N=BLOCK_N, VLLM=VLLM)
