@@ -1,0 +1,143 @@
+"""Host-side checks pinned at their edges (fused_moe/buffers.py, validation.py, gating.py):
+each test here kills a mutant the kernel tests let through (tools/mutation/, tox -e mutation)."""
+import pytest
+import torch
+
+import fused_moe
+from fused_moe import buffers
+
+
+def test_capacity_limit_is_int32_max():
+    """2**31 - 1 sorted slots are addressable with int32 offsets, 2**31 are not."""
+    assert buffers.check_capacity(2**31 - 1, 1, 1, 1) == (2**31 - 1, 2**31 - 1)
+    with pytest.raises(ValueError, match="int32"):
+        buffers.check_capacity(2**31, 1, 1, 1)
+
+
+def test_out_must_be_contiguous_even_when_long_enough(device):
+    out = list(fused_moe.allocate_sorting_outputs(4, 2, 8, 4, device))
+    out[0] = torch.empty(2 * out[0].numel(), dtype=torch.int32, device=device)[::2]
+    with pytest.raises(ValueError, match="sorted_token_ids must be contiguous"):
+        buffers.check_sorting_out(tuple(out), 4, 2, 8, 4, torch.device(device))
+
+
+def test_vllm_tail_lengths_are_each_buffers_own():
+    """out= buffers of different lengths: each kernel tail ends at its own buffer's end."""
+    out = (torch.empty(40, dtype=torch.int32), torch.empty(7, dtype=torch.int32), torch.empty(1, dtype=torch.int32))
+    assert buffers.tail_lengths(out, 4, 2, 8, 4, "vllm") == dict(n_sorted=40, n_blocks=7)
+    assert buffers.tail_lengths(None, 4, 2, 8, 4, "vllm") == dict(zip(("n_sorted", "n_blocks"),
+                                                                       fused_moe.capacity(4, 2, 8, 4)))
+    assert buffers.tail_lengths(out, 4, 2, 8, 4, "ck") == dict(n_sorted=0, n_blocks=0)
+
+
+def test_arrival_counter_off_cuda_is_one_cached_zero():
+    """A non-CUDA device never asks CUDA for a stream (meta stands in for any such device)."""
+    for device in (torch.device("cpu"), torch.device("meta")):
+        counter = buffers.arrival_counter(device)
+        assert counter.shape == (1,) and counter.dtype == torch.int32 and counter.device == device
+        assert buffers.arrival_counter(device) is counter
+    assert buffers.arrival_counter(torch.device("cpu")).item() == 0
+
+
+def test_single_expert_gating(device):
+    out = fused_moe.topk_gating_softmax(torch.randn(3, 1, device=device), 1)
+    assert out.topk_ids.tolist() == [[0]] * 3 and out.topk_weights.tolist() == [[1.0]] * 3
+
+
+def test_sorting_out_needs_match_the_layout(device):
+    """Each layout's out= is judged by its own fields: an exact-capacity vLLM out is taken, a CK
+    out without both num_valid_ids words and a vLLM one without num_tokens_post_pad are not."""
+    dev = torch.device(device)
+    vllm = fused_moe.allocate_sorting_outputs(4, 2, 8, 4, device, layout="vllm")
+    assert buffers.check_sorting_out(vllm, 4, 2, 8, 4, dev, "vllm") == vllm
+    ck = fused_moe.allocate_sorting_outputs(4, 2, 8, 4, device)
+    with pytest.raises(ValueError, match="num_valid_ids"):
+        buffers.check_sorting_out((*ck[:3], ck[3][:1]), 4, 2, 8, 4, dev)
+    with pytest.raises(ValueError, match="num_tokens_post_pad"):
+        buffers.check_sorting_out((*vllm[:2], vllm[2][:0]), 4, 2, 8, 4, dev, "vllm")
+
+
+def test_plan_key_holds_the_alignment_not_the_address(device):
+    """Two buffers at 16-byte-aligned addresses share a plan (no plan per allocation); one 2 bytes
+    past the same boundary does not (Triton specializes on alignment)."""
+    from fused_moe.plans import plan_key
+    flat = torch.zeros(64, dtype=torch.float16, device=device)
+    a, b, shifted = flat[0:8], flat[16:24], flat[1:9]
+    assert a.data_ptr() % 16 == 0 and b.data_ptr() % 16 == 0 and shifted.data_ptr() - a.data_ptr() == 2
+    assert plan_key(a, 2) == plan_key(b, 2)
+    assert plan_key(a, 2) != plan_key(shifted, 2)
+
+
+def test_clear_plans_empties_every_cache(device):
+    import importlib
+    route_plans = importlib.import_module("fused_moe.route")._plans
+    fused_moe.topk_gating_softmax(torch.zeros(2, 4, device=device), 1)
+    fused_moe.route(torch.zeros(2, 4, device=device), 1)
+    assert route_plans.plans
+    fused_moe.plans.clear_plans()
+    assert all(not cache.plans for cache in fused_moe.plans._CACHES)
+
+
+@pytest.mark.parametrize("flag", [0, 1, 0.0, "yes", None])
+def test_flags_are_bools_not_truthy_values(flag):
+    from fused_moe.validation import as_flag
+    with pytest.raises(TypeError, match="renormalize must be a bool"):
+        as_flag("renormalize", flag)
+
+
+def test_moe_buf_word_is_the_widest_that_divides_row_and_address(device):
+    """(word bytes, words per row) as moe_buf_arg documents it, for aligned and offset buffers."""
+    from fused_moe.validation import moe_buf_arg
+    base = torch.zeros(256, dtype=torch.uint8, device=device)
+    assert base.data_ptr() % 8 == 0
+    ref = base
+
+    def rows(offset, T, row_bytes):
+        return base[offset: offset + T * row_bytes].view(T, row_bytes)
+
+    assert moe_buf_arg(rows(0, 4, 16), 4, ref) == (8, 2)
+    assert moe_buf_arg(rows(0, 4, 12), 4, ref) == (4, 3)
+    assert moe_buf_arg(rows(0, 4, 6), 4, ref) == (2, 3)
+    assert moe_buf_arg(rows(0, 4, 3), 4, ref) == (1, 3)
+    assert moe_buf_arg(rows(4, 4, 16), 4, ref) == (4, 4)  # the address, not the row, limits it
+    assert moe_buf_arg(rows(1, 4, 16), 4, ref) == (1, 16)
+    assert moe_buf_arg(rows(0, 6, 16), 4, ref) == (8, 2)  # more rows than tokens is fine
+    assert moe_buf_arg(base[:8].view(torch.int16), 4, ref) == (2, 1)  # 1-D: one element per token
+    with pytest.raises(ValueError, match="at least T=4 rows"):
+        moe_buf_arg(rows(0, 3, 16), 4, ref)
+    with pytest.raises(ValueError, match="first dimension is tokens"):
+        moe_buf_arg(torch.tensor(1.0, device=device), 1, ref)
+
+
+def test_sorting_takes_the_largest_packable_topk(device):
+    """K = 127 fills the 7-bit slot field: taken (one token to each of 127 experts)."""
+    K = 127
+    ids = torch.arange(K, dtype=torch.int32, device=device).view(1, K)
+    out = fused_moe.moe_sorting(ids, torch.ones(1, K, device=device), K, unit_size=4)
+    assert out.num_valid_ids.tolist() == [K * 4, 1]
+
+
+@pytest.mark.parametrize("value", [None, "0", "true"])
+def test_cpu_tensors_need_the_interpreter(value, monkeypatch):
+    """Only TRITON_INTERPRET=1 lets a CPU tensor through (it is read per call, not at import)."""
+    from fused_moe.validation import check_tensor
+    check_tensor("logits", torch.zeros(2))
+    if value is None:
+        monkeypatch.delenv("TRITON_INTERPRET")
+    else:
+        monkeypatch.setenv("TRITON_INTERPRET", value)
+    with pytest.raises(ValueError, match="logits is on the CPU"):
+        check_tensor("logits", torch.zeros(2))
+
+
+def test_plan_cache_keeps_plans_up_to_its_bound(device, monkeypatch):
+    """One plan per new shape until MAX_PLANS, then the cache starts over (no plan thrown away early)."""
+    import importlib
+    monkeypatch.setattr(fused_moe.plans, "MAX_PLANS", 3)
+    cache = importlib.import_module("fused_moe.gating")._plans
+    fused_moe.plans.clear_plans()
+    sizes = []
+    for T in range(1, 6):
+        fused_moe.topk_gating_softmax(torch.zeros(T, 4, device=device), 1)
+        sizes.append(len(cache.plans))
+    assert sizes == [1, 2, 3, 1, 2]
