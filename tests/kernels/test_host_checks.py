@@ -103,7 +103,7 @@ def test_moe_buf_word_is_the_widest_that_divides_row_and_address(device):
     assert moe_buf_arg(rows(1, 4, 16), 4, ref) == (1, 16)
     assert moe_buf_arg(rows(0, 6, 16), 4, ref) == (8, 2)  # more rows than tokens is fine
     assert moe_buf_arg(base[:8].view(torch.int16), 4, ref) == (2, 1)  # 1-D: one element per token
-    with pytest.raises(ValueError, match="at least T=4 rows"):
+    with pytest.raises(ValueError, match="at least T=4 rows, got 3$"):
         moe_buf_arg(rows(0, 3, 16), 4, ref)
     with pytest.raises(ValueError, match="first dimension is tokens"):
         moe_buf_arg(torch.tensor(1.0, device=device), 1, ref)
@@ -141,3 +141,85 @@ def test_plan_cache_keeps_plans_up_to_its_bound(device, monkeypatch):
         fused_moe.topk_gating_softmax(torch.zeros(T, 4, device=device), 1)
         sizes.append(len(cache.plans))
     assert sizes == [1, 2, 3, 1, 2]
+
+
+class _Kernel:
+    """The two attributes KernelLaunch reads of a JITFunction before any launch."""
+    arg_names = ["x_ptr", "n"]
+    __name__ = "stand_in_kernel"
+
+
+@pytest.mark.parametrize("values", [(), ("x", "y")], ids=["too-few", "too-many"])
+def test_kernel_launch_counts_per_call_arguments(values):
+    from fused_moe.launcher import KernelLaunch
+    launch = KernelLaunch(_Kernel(), 0, 4, ("x_ptr",), {"n": 3})
+    with pytest.raises(TypeError, match="1 per-call arguments expected, got"):
+        launch(*values)
+
+
+def test_launch_hooks_count_when_installed():
+    """A plain callable hook, or a HookChain with calls, sends launches through Triton."""
+    from fused_moe.launcher import _hooked
+
+    class Chain:
+        def __init__(self, calls):
+            self.calls = calls
+
+    assert _hooked(lambda *args: None) and _hooked(Chain([print]))
+    assert not _hooked(None) and not _hooked(Chain([]))
+
+
+@pytest.mark.parametrize("field,bad", [
+    ("topk_weights", lambda x: x.int()),  # wrong dtype
+    ("topk_weights", lambda x: torch.zeros(x.shape[0], x.shape[1] + 1, device=x.device)),  # wider
+    ("topk_ids", lambda x: torch.zeros(x.shape[1], x.shape[0], dtype=x.dtype, device=x.device).t()),  # strided
+])
+def test_route_out_gating_buffers_are_checked(field, bad, device):
+    out = fused_moe.allocate_route_outputs(4, 2, 8, 4, device)
+    out = out._replace(**{field: bad(getattr(out, field))})
+    with pytest.raises(ValueError, match=f"out.{field} must be a contiguous"):
+        buffers.check_route_out(out, 4, 2, 8, 4, torch.device(device))
+
+
+def test_sorting_out_dtypes_are_checked(device):
+    out = fused_moe.allocate_sorting_outputs(4, 2, 8, 4, device)
+    out = out._replace(sorted_weights=out.sorted_weights.view(torch.int32))
+    with pytest.raises(TypeError, match="out.sorted_weights must be a torch.float32 tensor"):
+        buffers.check_sorting_out(out, 4, 2, 8, 4, torch.device(device))
+
+
+def test_local_tokens_tensor_has_exactly_one_int32(device):
+    from fused_moe.validation import local_tokens_arg
+    ref = torch.zeros(1, device=device)
+    m = torch.tensor([3], dtype=torch.int32, device=device)
+    assert local_tokens_arg(m, 5, ref) == (m, 0)
+    assert local_tokens_arg(None, 5, ref) == (None, 5) and local_tokens_arg(4, 5, ref) == (None, 4)
+    for bad in (m[:0], torch.tensor([3, 4], dtype=torch.int32, device=device), m.long()):
+        with pytest.raises(TypeError, match="exactly one element"):
+            local_tokens_arg(bad, 5, ref)
+
+
+def test_check_int_names_the_range():
+    from fused_moe.validation import check_int
+    with pytest.raises(ValueError, match=r"^unit_size must be >= 1, got 0$"):
+        check_int("unit_size", 0, 1)
+    with pytest.raises(ValueError, match=r"^num_local_tokens must be >= 0 and <= 5, got 6$"):
+        check_int("num_local_tokens", 6, 0, 5)
+
+
+def test_expert_mask_goes_to_the_kernel_as_bytes_or_as_is(device):
+    from fused_moe.validation import kernel_pointers
+    dummy = torch.zeros(1, device=device)
+    bools = torch.tensor([True, False, True], device=device)
+    ints = torch.tensor([1, 0, 1], dtype=torch.int32, device=device)
+    mask, _, _ = kernel_pointers(bools, None, None, dummy)
+    assert mask.dtype == torch.uint8 and mask.tolist() == [1, 0, 1]
+    assert kernel_pointers(ints, None, None, dummy)[0] is ints
+    assert kernel_pointers(None, None, None, dummy)[0] is dummy
+
+
+def test_token_limit_is_24_bits():
+    from fused_moe.validation import check_tokens
+    check_tokens(2**24 - 1)
+    with pytest.raises(ValueError, match="2\\*\\*24"):
+        check_tokens(2**24)
