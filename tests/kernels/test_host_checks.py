@@ -216,10 +216,72 @@ def test_expert_mask_goes_to_the_kernel_as_bytes_or_as_is(device):
     assert mask.dtype == torch.uint8 and mask.tolist() == [1, 0, 1]
     assert kernel_pointers(ints, None, None, dummy)[0] is ints
     assert kernel_pointers(None, None, None, dummy)[0] is dummy
+    m = torch.tensor([2], dtype=torch.int32, device=device)
+    assert kernel_pointers(None, m, None, dummy)[1] is m  # the kernel reads M on the device
+    assert kernel_pointers(None, 2, None, dummy)[1] is dummy and kernel_pointers(None, None, None, dummy)[1] is dummy
 
 
 def test_token_limit_is_24_bits():
     from fused_moe.validation import check_tokens
     check_tokens(2**24 - 1)
-    with pytest.raises(ValueError, match="2\\*\\*24"):
-        check_tokens(2**24)
+    for T in (2**24, 2**24 + 1):
+        with pytest.raises(ValueError, match="2\\*\\*24"):
+            check_tokens(T)
+
+
+def test_kernel_launch_refuses_unknown_or_missing_alone():
+    from fused_moe.launcher import KernelLaunch
+    with pytest.raises(TypeError, match=r"unknown arguments \['y'\], missing \[\]"):
+        KernelLaunch(_Kernel(), 1, 4, ("x_ptr", "y"), {"n": 3})
+    with pytest.raises(TypeError, match=r"unknown arguments \[\], missing \['n'\]"):
+        KernelLaunch(_Kernel(), 1, 4, ("x_ptr",), {})
+
+
+def test_gating_arguments_after_topk_are_keyword_only(device):
+    with pytest.raises(TypeError):
+        fused_moe.topk_gating_softmax(torch.zeros(2, 4, device=device), 1, False)
+
+
+def test_gating_names_an_empty_expert_axis(device):
+    with pytest.raises(ValueError, match=r"num_experts \(logits.shape\[1\]\) must be >= 1, got 0"):
+        fused_moe.topk_gating_softmax(torch.zeros(2, 0, device=device), 1)
+
+
+def test_only_cpu_tensors_are_refused_without_the_interpreter(monkeypatch):
+    from fused_moe.validation import check_tensor
+    monkeypatch.delenv("TRITON_INTERPRET")
+    check_tensor("logits", torch.zeros(2, device="meta"))  # another device: the caller's business
+
+
+@pytest.mark.parametrize("shape", [(8,), (2, 4, 4)], ids=["1d", "3d"])
+def test_logits_must_be_2d(shape, device):
+    with pytest.raises(ValueError, match="logits must be 2-D"):
+        fused_moe.topk_gating_softmax(torch.zeros(shape, device=device), 1)
+
+
+@pytest.mark.parametrize("n", [7, 9])
+def test_expert_mask_needs_exactly_num_experts(n, device):
+    from fused_moe.validation import expert_mask_arg
+    ref = torch.zeros(1, device=device)
+    with pytest.raises(ValueError, match="num_experts=8 entries"):
+        expert_mask_arg(torch.ones(n, dtype=torch.int32, device=device), 8, ref)
+
+
+def test_vllm_layout_sorts_like_ck(device):
+    """The vLLM layout's padded total and block experts are the CK layout's."""
+    ids = torch.tensor([[0, 3], [3, 1], [2, 0]], dtype=torch.int32, device=device)
+    w = torch.ones(3, 2, device=device)
+    ck = fused_moe.moe_sorting(ids, w, 4, unit_size=4)
+    vllm = fused_moe.moe_sorting(ids, w, 4, unit_size=4, layout="vllm")
+    P = ck.num_valid_ids[0].item()
+    assert vllm.num_tokens_post_pad.tolist() == [P] == [16]
+    assert vllm.expert_ids[: P // 4].tolist() == ck.sorted_expert_ids[: P // 4].tolist()
+
+
+def test_empty_batch_launches_nothing(device):
+    out = fused_moe.topk_gating_softmax(torch.zeros(0, 4, device=device), 2)
+    assert out.topk_ids.shape == (0, 2)
+    buf = torch.ones(0, 3, device=device)
+    sorted_ = fused_moe.moe_sorting(torch.zeros(0, 2, dtype=torch.int32, device=device),
+                                    torch.zeros(0, 2, device=device), 4, unit_size=4, moe_buf=buf)
+    assert sorted_.num_valid_ids.tolist() == [0, 0]
