@@ -285,3 +285,25 @@ def test_empty_batch_launches_nothing(device):
     sorted_ = fused_moe.moe_sorting(torch.zeros(0, 2, dtype=torch.int32, device=device),
                                     torch.zeros(0, 2, device=device), 4, unit_size=4, moe_buf=buf)
     assert sorted_.num_valid_ids.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("layout,sizes", [("ck", lambda s, b: [s, s, b, 2]), ("vllm", lambda s, b: [s, b, 1])])
+def test_allocated_outputs_are_capacity_sized(layout, sizes, device):
+    slots, blocks = fused_moe.capacity(5, 3, 8, 4)
+    out = fused_moe.allocate_route_outputs(5, 3, 8, 4, device, layout=layout)
+    assert [tuple(x.shape) for x in out[:2]] == [(5, 3), (5, 3)]
+    assert [x.numel() for x in out[2:]] == sizes(slots, blocks)
+    assert [x.dtype for x in out[:2]] == [torch.float32, torch.int32]
+
+
+def test_plan_key_is_none_for_an_undescribable_tensor():
+    """A sparse tensor has no strides: no key (the validating path takes the call), no exception."""
+    from fused_moe.plans import plan_key
+    assert plan_key(torch.zeros(2, 2).to_sparse(), 1) is None
+    assert plan_key(torch.zeros(2, 2), 1) is not None
+
+
+def test_route_out_needs_every_buffer(device):
+    out = fused_moe.allocate_route_outputs(4, 2, 8, 4, device)
+    with pytest.raises(TypeError, match="out must be a RouteResult"):
+        buffers.check_route_out(tuple(out[:5]), 4, 2, 8, 4, torch.device(device))
