@@ -50,7 +50,7 @@ def session_rows(session):
             mutated=" / ".join(d[1:].strip() for d in (result.get("diff") or "").splitlines()
                                if d.startswith("+") and not d.startswith("+++")),
         ))
-    rows.sort(key=lambda r: (r["module"], r["line"], r["col"], r["operator"]))
+    rows.sort(key=lambda r: (r["module"], r["line"], r["col"], r["operator"], r["occurrence"]))
     seen = Counter()
     for r in rows:
         base = f"{r['module']} :: {r['operator']} :: {r['source']}"
@@ -97,9 +97,11 @@ def markdown(report):
            "| module | killed | timeout | survived | incompetent | score |", "|---|---|---|---|---|---|"]
     for module, c in report["counts"].items():
         out.append(f"| {module} | " + " | ".join(str(c[o]) for o in (*OUTCOMES, "score")) + " |")
-    t = report["timing"]
-    out += ["", f"{t['mutants']} mutants in {t['exec_s']:.0f} s ({t['per_mutant_s']:.2f} s each); "
-            f"baseline test run {t['baseline_s']:.1f} s.", "", f"## Survivors ({len(report['survivors'])})", ""]
+    out.append("")
+    for t in report["timing"]:
+        out.append(f"- {t['run']} run: {t['mutants']} mutants in {t['exec_s']:.0f} s ({t['per_mutant_s']:.2f} s each); "
+                   f"unmutated test run {t['baseline_s']:.1f} s")
+    out += ["", f"## Survivors ({len(report['survivors'])})", ""]
     for s in report["survivors"]:
         out += [f"- `{s['module']}:{s['line']}` {s['operator']} (occurrence {s['occurrence']})",
                 f"  - line: `{s['source']}`", f"  - mutant: `{s['mutated']}`",

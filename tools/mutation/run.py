@@ -78,8 +78,11 @@ def main(argv=None):
     if not args.report_only:
         if args.rerun_survivors:
             forget_survivors(session)
-        timing = execute(cfg, cfg_path, session, args.resume or args.rerun_survivors)
-        timing_path.write_text(json.dumps(timing))
+        again = args.resume or args.rerun_survivors
+        runs = json.loads(timing_path.read_text()) if again and timing_path.exists() else []
+        timing = execute(cfg, cfg_path, session, again)
+        timing["run"] = "rerun-survivors" if args.rerun_survivors else "resume" if args.resume else "full"
+        timing_path.write_text(json.dumps(runs + [timing]))  # one entry per exec on this session
     rows = report.session_rows(session)
     timing = json.loads(timing_path.read_text())
     result = report.summarize(rows, explained, timing)
