@@ -70,9 +70,9 @@ def main(argv=None):
     args = parse_args(argv)
     os.chdir(ROOT)
     explained = report.load_explanations(args.survivors)  # a malformed file fails before the long run
+    cfg = session_config(args)
     args.out.mkdir(parents=True, exist_ok=True)
     session, cfg_path = args.out / "session.sqlite", args.out / "session.toml"
-    cfg = session_config(args)
     cfg_path.write_text(toml.dumps(cfg))
     timing_path = args.out / "timing.json"
     if not args.report_only:
