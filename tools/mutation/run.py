@@ -75,6 +75,8 @@ def main(argv=None):
     session, cfg_path = args.out / "session.sqlite", args.out / "session.toml"
     cfg_path.write_text(toml.dumps(cfg))
     timing_path = args.out / "timing.json"
+    if args.report_only and not timing_path.exists():
+        raise ValueError(f"--report-only: no finished run in {args.out}")
     if not args.report_only:
         if args.rerun_survivors:
             forget_survivors(session)
