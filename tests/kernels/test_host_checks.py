@@ -307,3 +307,11 @@ def test_route_out_needs_every_buffer(device):
     out = fused_moe.allocate_route_outputs(4, 2, 8, 4, device)
     with pytest.raises(TypeError, match="out must be a RouteResult"):
         buffers.check_route_out(tuple(out[:5]), 4, 2, 8, 4, torch.device(device))
+
+
+def test_topk_limit_is_inclusive():
+    """K = 127 fits the 7-bit slot field of route's sorted ids; 128 does not."""
+    from fused_moe.validation import MAX_TOPK_SORTED, check_topk
+    check_topk(127, 200, MAX_TOPK_SORTED)
+    with pytest.raises(ValueError, match="packed in 7 bits"):
+        check_topk(128, 200, MAX_TOPK_SORTED)
