@@ -50,6 +50,10 @@ def _serve_one(conn):
                 _child(request, out.fileno())
             finally:
                 os._exit(70)
+        try:
+            os.setpgid(pid, pid)  # here too: a kill right after the fork must reach the child's group
+        except OSError:
+            pass  # the child got there first
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
