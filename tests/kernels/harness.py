@@ -7,6 +7,8 @@ checkers. In the vLLM layout the kernels write every buffer to its end, so they 
 views of canaried allocations (``canaried_vllm_sorting_out``) and ``check_vllm_sorting``
 reads the canaries past the views.
 """
+import itertools
+import os
 import secrets
 
 import numpy as np
@@ -20,8 +22,13 @@ from oracles.layouts import vllm_from_ck, vllm_pad
 CANARY_INT = buffers.CANARY_TOKEN
 
 
+# MOE_TEST_SEED=N: the seeds N, N+1, ... instead of random ones, for runs that must repeat
+# exactly (the mutation lane, tools/mutation/).
+_PINNED = itertools.count(int(os.environ["MOE_TEST_SEED"])) if os.environ.get("MOE_TEST_SEED") else None
+
+
 def fresh_seed():
-    return secrets.randbits(31)
+    return secrets.randbits(31) if _PINNED is None else next(_PINNED)
 
 
 def poisoned_sorting_out(T, K, E, U, device):
