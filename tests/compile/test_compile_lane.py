@@ -35,6 +35,10 @@ def _fails(report):
 
 
 def test_lds_over_gfx942_limit_fails_only_there(tmp_path):
+    import triton
+    if tuple(map(int, triton.__version__.split(".")[:2])) < (3, 9):
+        # Triton 3.6 (the GPU machine's) stages this conversion through less LDS: under the limit
+        pytest.skip(f"the planted overflow is sized for the compile lane's Triton (>= 3.9); this is {triton.__version__}")
     proc, report, md = run_lane(tmp_path, "--source", "none", "--extra", f"{PLANTED}:record_lds_overflow",
                                 "--arch", "gfx942", "--arch", "gfx950", "--arch", "sm_90")
     assert proc.returncode == 1, proc.stderr[-3000:]
