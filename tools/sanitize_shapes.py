@@ -12,7 +12,7 @@ def cases(quick: bool):
     from fuzz.cases import Logits, Options, RouteCase, round_to
     rng = np.random.default_rng(0)
     models = ((256, 8), (128, 4))
-    tokens = (1, 16, 17, 300) if quick else (1, 2, 3, 16, 17, 64, 65, 129, 300, 4096)
+    tokens = (1, 16, 17, 300, 600) if quick else (1, 2, 3, 16, 17, 64, 65, 129, 300, 600, 4096)  # 600: column scan
     for E, K in models:
         for T in tokens:
             x = round_to(rng.standard_normal((T, E)) * 3, "bfloat16")  # Logits.values: exact in the dtype
