@@ -89,7 +89,7 @@ def fused_route_kernel(
                 ids_ptr, K, 1, as_bits(weights_ptr), K, 1, mask_ptr, sorted_ids_ptr=sorted_ids_ptr,
                 sorted_w_ptr=sorted_w_ptr, sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr,
                 n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U, HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E,
-                BLOCK_A=BLOCK_A, PAD_W=PAD_W, SINGLE_CHUNK=SINGLE_CHUNK, CACHE="", VLLM=VLLM)
+                BLOCK_A=BLOCK_A, PAD_W=PAD_W, SINGLE_CHUNK=SINGLE_CHUNK, VLLM=VLLM)
         elif SINGLE_TILE:
             route_single_tile(
                 logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr, sorted_ids_ptr=sorted_ids_ptr,

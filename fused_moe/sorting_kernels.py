@@ -16,8 +16,14 @@ Paths built from them:
 - presorted (fused route, several gating tiles): every gating program sorts its own tile
   (``presort_tile``); the last arriver scans the tile histograms and places every tile
   with one gather per entry (``place_presorted``), no sorting left on its serial path.
-- tiled (``tile_histogram_kernel`` -> ``tile_offsets_kernel`` -> ``tile_scatter_kernel``):
-  per-tile histograms, one exclusive scan over tiles, then every tile scatters in parallel.
+- tiled, over row tiles (``tile_histogram_kernel`` or, in the unfused route, the gating
+  launch -> ``tile_scan_kernel`` past SELF_SCAN_TILES tiles -> ``tile_place_kernel``):
+  per-tile histograms; the column scan gives each (tile, expert) the expert's entries in
+  earlier tiles (with few tiles every placing program sums them itself); every placing
+  program derives the expert layout from the counts and places its tile, sorting it
+  (moe_sorting) or, given the tile's per-expert row bits (the gating launch's
+  ``tile_expert_rows``), ranking each entry by a popcount (``place_tile_by_rows``); one more
+  program writes num_valid_ids, the padding and the vLLM tails.
 
 | name              | shape        | dtype | meaning                                   | pad value      |
 |-------------------|--------------|-------|-------------------------------------------|----------------|
@@ -25,7 +31,8 @@ Paths built from them:
 | sorted_weights    | capacity     | float32, written as int32 bits | topk_weights[t, j] | 0 (== 0.0f) |
 | sorted_expert_ids | capacity / U | int32 | local expert id of each U-slot block      | none (prefix)  |
 | num_valid_ids     | 2            | int32 | [total, M]                                | -              |
-| tile_base         | (tiles, BLOCK_E) | int32 | tiled path: histogram, then first slot of each (tile, expert) | - |
+| hist              | (tiles, BLOCK_E) | int32 | tiled path: counts per (tile, expert), or row bits (RANKED) | - |
+| prefix            | (tiles, BLOCK_E) | int32 | tiled path, past SELF_SCAN_TILES: the expert's entries in earlier tiles | - |
 
 Weights travel as int32 bit patterns so copies are bit-exact on every lane.
 Everything past the valid prefixes is left untouched.
@@ -93,15 +100,14 @@ def as_words(ptr, WORD: tl.constexpr):
 
 @triton.jit
 def load_assignments(ids_ptr, stride_t, stride_k, mask_ptr, f, N, E,
-                     K: tl.constexpr, HAS_MASK: tl.constexpr, CACHE: tl.constexpr):
+                     K: tl.constexpr, HAS_MASK: tl.constexpr):
     """Expert id (int32) and keep flag of flat assignments f (f < N = M*K): dropped when out of
     [0, E) or masked off. Ids may be int32 or int64: the range test runs on the loaded
     width, so an int64 id that would wrap into [0, E) as int32 is still dropped."""
     m_f = f < N
     t = f // K
     j = f % K
-    e = tl.load(ids_ptr + t.to(tl.int64) * stride_t + j * stride_k, mask=m_f, other=-1,
-                cache_modifier=CACHE)
+    e = tl.load(ids_ptr + t.to(tl.int64) * stride_t + j * stride_k, mask=m_f, other=-1)
     keep = m_f & (e >= 0) & (e < E)
     e = e.to(tl.int32)
     if HAS_MASK:
@@ -110,14 +116,13 @@ def load_assignments(ids_ptr, stride_t, stride_k, mask_ptr, f, N, E,
 
 
 @triton.jit
-def load_weight_bits(w_ptr, stride_t, stride_k, f, N, K: tl.constexpr, CACHE: tl.constexpr, VLLM: tl.constexpr):
+def load_weight_bits(w_ptr, stride_t, stride_k, f, N, K: tl.constexpr, VLLM: tl.constexpr):
     """Weight bits of flat assignments f; zeros without a load in the vLLM layout (no sorted weights)."""
     if VLLM:
         bits = tl.zeros(f.shape, dtype=tl.int32)
     else:
         t = f // K
-        bits = tl.load(w_ptr + t.to(tl.int64) * stride_t + (f % K) * stride_k, mask=f < N, other=0,
-                       cache_modifier=CACHE)
+        bits = tl.load(w_ptr + t.to(tl.int64) * stride_t + (f % K) * stride_k, mask=f < N, other=0)
     return bits
 
 
@@ -270,15 +275,15 @@ def sort_assignments(
     M, T, E,
     K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr,
     BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, PAD_W: tl.constexpr, SINGLE_CHUNK: tl.constexpr,
-    CACHE: tl.constexpr, VLLM: tl.constexpr,
+    VLLM: tl.constexpr,
 ):
     """The whole sort in one program, reading assignments from memory in chunks of BLOCK_A.
     SINGLE_CHUNK (T*K <= BLOCK_A, known on the host) loads the one chunk once."""
     N = M * K
     i_a = tl.arange(0, BLOCK_A)
     if SINGLE_CHUNK:
-        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, i_a, N, E, K, HAS_MASK, CACHE)
-        w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, i_a, N, K, CACHE, VLLM)
+        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, i_a, N, E, K, HAS_MASK)
+        w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, i_a, N, K, VLLM)
         cursor, local = write_layout(
             tl.histogram(e, BLOCK_E, mask=keep), mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr,
             sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks,
@@ -289,7 +294,7 @@ def sort_assignments(
         counts = tl.zeros([BLOCK_E], dtype=tl.int32)
         for start in range(0, N, BLOCK_A):
             e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, start + i_a,
-                                       N, E, K, HAS_MASK, CACHE)
+                                       N, E, K, HAS_MASK)
             counts += tl.histogram(e, BLOCK_E, mask=keep)
         cursor, local = write_layout(
             counts, mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr,
@@ -297,8 +302,8 @@ def sort_assignments(
             M=M, T=T, E=E, K=K, U=U, HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
         for start in range(0, N, BLOCK_A):
             f = start + i_a
-            e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, N, E, K, HAS_MASK, CACHE)
-            w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, f, N, K, CACHE, VLLM)
+            e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, N, E, K, HAS_MASK)
+            w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, f, N, K, VLLM)
             place_chunk(start, e, keep, w, cursor, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
                         K=K, U=U, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_A, VLLM=VLLM)
             cursor += tl.histogram(e, BLOCK_E, mask=keep)
@@ -319,8 +324,8 @@ def presort_tile(
     i_n = tl.arange(0, BLOCK_N)
     f = row0 * K + i_n
     n_end = tl.minimum(M, row0 + BLOCK_T) * K
-    e, keep = load_assignments(ids_ptr, K, 1, mask_ptr, f, n_end, E, K, HAS_MASK, "")
-    w = load_weight_bits(w_ptr, K, 1, f, n_end, K, "", VLLM)
+    e, keep = load_assignments(ids_ptr, K, 1, mask_ptr, f, n_end, E, K, HAS_MASK)
+    w = load_weight_bits(w_ptr, K, 1, f, n_end, K, VLLM)
     hi = tl.where(keep, e, BLOCK_E) * BLOCK_N + i_n
     tl.store(keys_ptr + tile * BLOCK_N + i_n, tl.sort((hi.to(tl.int64) << 32) | (w.to(tl.int64) & 0xFFFFFFFF)))
     tl.store(hist_ptr + tile * BLOCK_E + tl.arange(0, BLOCK_E), tl.histogram(e, BLOCK_E, mask=keep))
@@ -412,7 +417,7 @@ def moe_sorting_kernel(
             ids_ptr, ids_stride_t, ids_stride_k, as_bits(w_ptr), w_stride_t, w_stride_k, mask_ptr,
             sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=as_bits(sorted_w_ptr), sorted_eids_ptr=sorted_eids_ptr,
             num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U,
-            HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_A, PAD_W=PAD_W, SINGLE_CHUNK=SINGLE_CHUNK, CACHE="",
+            HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_A, PAD_W=PAD_W, SINGLE_CHUNK=SINGLE_CHUNK,
             VLLM=VLLM)
     elif HAS_BUF:
         zero_moe_buf(buf_ptr, buf_row_words, M, 1, BUF_WORD, BLOCK_Z)
@@ -446,8 +451,8 @@ def place_tile_by_rows(
     """Place row tile ``tile`` without sorting it: an assignment's slot is its expert's
     cursor + the popcount of the expert's row bits below the assignment's row."""
     f, n_end = tile_assignment_range(tile, M, ROWS, K, BLOCK_N)
-    e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK, "")
-    w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, f, n_end, K, "", VLLM)
+    e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK)
+    w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, f, n_end, K, VLLM)
     e_c = tl.where(keep, e, 0)
     below = (1 << (f // K - tile * ROWS)) - 1
     dest = tl.gather(cursor, e_c, 0) + popcount16(tl.gather(rows, e_c, 0) & below)
@@ -473,7 +478,7 @@ def tile_histogram_kernel(
     M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     if pid < num_tiles:
         f, n_end = tile_assignment_range(pid, M, ROWS, K, BLOCK_N)
-        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK, "")
+        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK)
         tl.store(hist_ptr + pid * BLOCK_E + tl.arange(0, BLOCK_E), tl.histogram(e, BLOCK_E, mask=keep))
     elif HAS_BUF:
         zero_moe_buf(buf_ptr, buf_row_words, M, num_tiles, BUF_WORD, BLOCK_Z)
@@ -571,8 +576,8 @@ def tile_place_kernel(
                 K=K, U=U, HAS_MASK=HAS_MASK, ROWS=ROWS, BLOCK_N=BLOCK_N, VLLM=VLLM)
         else:
             f, n_end = tile_assignment_range(pid, M, ROWS, K, BLOCK_N)
-            e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK, "")
-            w = load_weight_bits(as_bits(w_ptr), w_stride_t, w_stride_k, f, n_end, K, "", VLLM)
+            e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK)
+            w = load_weight_bits(as_bits(w_ptr), w_stride_t, w_stride_k, f, n_end, K, VLLM)
             e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_N)
             f_s = pid * (ROWS * K) + i_s
             place_sorted(e_s, pack_token(f_s // K, f_s % K, K, VLLM), w_s, starts + before, local, sorted_ids_ptr,
