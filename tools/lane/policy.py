@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from . import targets
 
 #: The production kernels (fused_moe/*_kernels.py): every one is on the path of a route call.
-HOT_KERNELS = frozenset({"topk_gating_kernel", "moe_sorting_kernel", "tile_histogram_kernel", "tile_offsets_kernel",
-                         "tile_scatter_kernel", "fused_route_kernel"})
+HOT_KERNELS = frozenset({"topk_gating_kernel", "moe_sorting_kernel", "tile_histogram_kernel", "tile_scan_kernel",
+                         "tile_place_kernel", "fused_route_kernel"})
 #: Hot only at the shapes that serve: the seed models' variants. The same kernels at shapes
 #: only the fuzzers reach (E = 384, K = 127, U = 1, ...) warn instead of failing.
 HOT_SOURCE_TAG = "seed"
 #: Kernels whose grid grows with the batch, so that occupancy matters. The others run their
-#: work in one program (moe_sorting_kernel, tile_offsets_kernel: program 0 sorts or scans).
-OCCUPANCY_MATTERS = frozenset({"topk_gating_kernel", "tile_histogram_kernel", "tile_scatter_kernel",
+#: work in one program (moe_sorting_kernel: program 0 sorts) or in BLOCK_E / 16 (tile_scan_kernel).
+OCCUPANCY_MATTERS = frozenset({"topk_gating_kernel", "tile_histogram_kernel", "tile_place_kernel",
                                "fused_route_kernel"})
 #: Kernels with code written for one warp / wavefront size, and why. None: every kernel
 #: compiles unchanged for wave32 (RDNA, NVIDIA) and wave64 (CDNA), which the lane checks.
