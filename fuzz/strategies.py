@@ -83,9 +83,8 @@ class Limits:
     max_tokens: int = 40
     #: Expert counts beyond E_CHOICES (257: more than one 256-wide tile).
     large_experts: tuple[int, ...] = (257,)
-    #: Threshold-adjacent token counts above this are not drawn (600: past the unfused
-    #: route's self-scan boundary, 512 tokens).
-    max_threshold_tokens: int = 600
+    #: Threshold-adjacent token counts above this are not drawn.
+    max_threshold_tokens: int = 300
     #: T * K above this lowers K (sorting cost under the interpreter grows with it).
     max_assignments: int = 512
     # ---- the target's domain
@@ -113,8 +112,10 @@ class Limits:
 
 
 CI_LIMITS = Limits()
-# 16384 assignments: past moe_sorting's column-scan boundary (8192) with a large K.
-CAMPAIGN_LIMITS = Limits(max_tokens=300, large_experts=(256, 257, 384), max_assignments=16384)
+# 16384 assignments: past moe_sorting's column-scan boundary (8192) with a large K; threshold
+# tokens up to 600: past the unfused route's self-scan boundary (512), too costly on the CPU.
+CAMPAIGN_LIMITS = Limits(max_tokens=300, large_experts=(256, 257, 384), max_assignments=16384,
+                         max_threshold_tokens=600)
 
 
 def limits_for(convention, base: Limits = CI_LIMITS) -> Limits:

@@ -34,10 +34,15 @@ def test_every_regime_is_generated(prop):
     assert not missing, f"{prop}: regimes never generated in {CI_SPEND[prop]} examples: {sorted(missing)}"
 
 
-def test_threshold_tokens_straddle_every_dispatch_threshold():
-    """The kernels declare their dispatch thresholds; the strategies draw on both sides of each."""
+@pytest.mark.parametrize("sizes", ["ci", "campaign"])
+def test_threshold_tokens_straddle_every_dispatch_threshold(sizes):
+    """The kernels declare their dispatch thresholds; the strategies draw on both sides of
+    each: the GPU campaign's sizes every one, CI's (the interpreter) those up to its cap."""
     import fused_moe
-    limits = fst.limits_for(targets.get("route-fused").convention)
+    base = {"ci": fst.CI_LIMITS, "campaign": fst.CAMPAIGN_LIMITS}[sizes]
+    limits = fst.limits_for(targets.get("route-fused").convention, base)
     values = set(fst.threshold_tokens(limits))
-    for name, t in fused_moe.DISPATCH_THRESHOLDS.items():
+    reached = {name: t for name, t in fused_moe.DISPATCH_THRESHOLDS.items() if t < limits.max_threshold_tokens}
+    assert sizes == "ci" or len(reached) == len(fused_moe.DISPATCH_THRESHOLDS)
+    for name, t in reached.items():
         assert {t - 1, t, t + 1} <= values, name
