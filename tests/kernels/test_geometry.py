@@ -4,13 +4,15 @@ dispatch threshold exactly where the behaviour switches (the fuzzers draw on bot
 import pytest
 import torch
 
+import fused_moe
 from fused_moe import geometry
 from fused_moe.geometry import DISPATCH_THRESHOLDS, DISPATCH_THRESHOLDS_ASSIGNMENTS
 
 CPU = torch.device("cpu")
 # (T, K, E, U): decode and prefill shapes, tiny and huge E, the largest K, U = 1 and U > 4096.
 SHAPES = [(1, 8, 256, 32), (3, 4, 128, 4), (16, 8, 256, 32), (17, 2, 64, 2), (300, 6, 60, 16), (5, 8, 2048, 64),
-          (2, 1, 1, 1), (40, 127, 127, 5000), (9, 3, 8192, 7), (1025, 8, 257, 3)]
+          (2, 1, 1, 1), (40, 127, 127, 5000), (9, 3, 8192, 7), (1025, 8, 257, 3), (1, 4, 128, 32), (2, 4, 128, 32),
+          (1, 2, 4096, 8), (2, 1, 1, 5000)]
 
 
 def is_pow2(n):
@@ -45,7 +47,7 @@ def test_constexprs_are_powers_of_two_and_cover_the_problem(T, K, E, U):
         assert all(map(is_pow2, (tiling.rows, tiling.block_n, tiling.scan_rows, tiling.scan_columns,
                                  geometry.SCAN_ELEMENTS // tiling.scan_columns))), tiling
         assert tiling.tiles * tiling.rows >= T > (tiling.tiles - 1) * tiling.rows and tiling.block_n >= tiling.rows * K
-        assert tiling.scan_programs * tiling.scan_columns == geometry.next_pow2(E), "each expert scanned once"
+        assert type(tiling.scan_programs) is int and tiling.scan_programs * tiling.scan_columns == geometry.next_pow2(E)
     assert is_pow2(geometry.pad_width(U, geometry.next_pow2(E)))
 
 
@@ -89,9 +91,19 @@ def test_self_scan_thresholds():
     last = DISPATCH_THRESHOLDS["route_self_scan"]
     rows = geometry.gate_tile(256).block_t
     assert [geometry.tiled_sort(T, 8, 256, rows).scanned for T in (1, last, last + 1)] == [False, False, True]
-    last = DISPATCH_THRESHOLDS_ASSIGNMENTS["sort_self_scan"] // 8
-    assert [geometry.tiled_sort(T, 8, 256).scanned for T in (1, last, last + 1)] == [False, False, True]
-    assert geometry.tiled_sort(last + 1, 8, 256).tiles == geometry.SELF_SCAN_TILES + 1
+    for K in (1, 8):
+        last = DISPATCH_THRESHOLDS_ASSIGNMENTS["sort_self_scan"] // K
+        assert [geometry.tiled_sort(T, K, 256).scanned for T in (1, last, last + 1)] == [False, False, True]
+        assert geometry.tiled_sort(last + 1, K, 256).tiles == geometry.SELF_SCAN_TILES + 1
+
+
+@pytest.mark.parametrize("path", ["fused", "unfused"])
+def test_empty_batch_route_writes_num_valid_ids(path):
+    """T = 0: no tokens, yet one program still writes the zero count (out= poisoned)."""
+    out = fused_moe.allocate_route_outputs(0, 2, 8, 4, CPU)
+    out.num_valid_ids.fill_(-1)
+    fused_moe.route(torch.zeros(0, 8), 2, unit_size=4, path=path, out=out)
+    assert out.num_valid_ids.tolist() == [0, 0]
 
 
 @pytest.mark.parametrize("T,row_words", [(0, 7), (5, 0), (1, 1), (3, geometry.ZERO_BLOCK), (10**6, 64)])
