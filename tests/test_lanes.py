@@ -33,3 +33,41 @@ def test_mutation_survivors_file_explains_each_entry():
     spec.loader.exec_module(report)
     explained = report.load_explanations(path.with_name("survivors.toml"))  # ValueError on a bad entry
     assert all(e["reason"].strip() and e["kind"] in report.KINDS for e in explained.values())
+
+
+def _sample_session(path, jobs):
+    import sqlite3
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE work_items (job_id VARCHAR PRIMARY KEY)")
+        db.execute("CREATE TABLE work_results (worker_outcome VARCHAR, output TEXT, test_outcome VARCHAR, diff TEXT, "
+                   "job_id VARCHAR PRIMARY KEY)")
+        db.executemany("INSERT INTO work_items VALUES (?)", [(j,) for j in jobs])
+        db.execute("INSERT INTO work_results VALUES ('SKIPPED', 'Filtered operator', NULL, NULL, ?)", (jobs[0],))
+    return path
+
+
+def test_mutation_sample_is_seeded_and_kernel_modules_get_their_command(tmp_path):
+    """run.py --sample keeps the same N pending mutants for a seed (the filtered one stays
+    filtered); *_kernels.py modules get cosmic-ray-kernels.toml, never mixed with host modules."""
+    import importlib.util
+    import sqlite3
+    from pathlib import Path
+    pytest.importorskip("toml")
+    path = Path(__file__).resolve().parents[1] / "tools" / "mutation" / "run.py"
+    spec = importlib.util.spec_from_file_location("mutation_run", path)
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    assert run.parse_args(["--module", "fused_moe/route_kernels.py"]).config.name == "cosmic-ray-kernels.toml"
+    assert run.parse_args(["--module", "fused_moe/route.py"]).config.name == "cosmic-ray.toml"
+    with pytest.raises(SystemExit):
+        run.parse_args(["--module", "fused_moe/route.py", "--module", "fused_moe/route_kernels.py"])
+    jobs = [f"job{i:02d}" for i in range(20)]
+    kept = []
+    for name in ("a", "b"):
+        session = _sample_session(tmp_path / name, jobs)
+        run.keep_sample(session, 5, seed=3)
+        with sqlite3.connect(session) as db:
+            results = dict(db.execute("SELECT job_id, output FROM work_results"))
+        assert results[jobs[0]] == "Filtered operator" and len(results) == 15
+        kept.append(sorted(set(jobs) - set(results)))
+    assert len(kept[0]) == 5 and kept[0] == kept[1]

@@ -315,3 +315,33 @@ def test_topk_limit_is_inclusive():
     check_topk(127, 200, MAX_TOPK_SORTED)
     with pytest.raises(ValueError, match="packed in 7 bits"):
         check_topk(128, 200, MAX_TOPK_SORTED)
+
+
+def test_sorting_and_route_arguments_after_the_tensors_are_keyword_only(device):
+    ids, w = torch.zeros(2, 1, dtype=torch.int32, device=device), torch.ones(2, 1, device=device)
+    with pytest.raises(TypeError):
+        fused_moe.moe_sorting(ids, w, 4, 4)
+    with pytest.raises(TypeError):
+        fused_moe.route(torch.zeros(2, 4, device=device), 1, 4)
+
+
+def test_default_unit_size_is_32(device):
+    logits = torch.arange(12.0, device=device).reshape(3, 4)
+    default, explicit = fused_moe.route(logits, 2), fused_moe.route(logits, 2, unit_size=32)
+    assert default.num_valid_ids.tolist() == explicit.num_valid_ids.tolist() == [64, 3]
+    assert default.sorted_token_ids.numel() == fused_moe.capacity(3, 2, 4, 32)[0]
+    sorted_ = fused_moe.moe_sorting(default.topk_ids, default.topk_weights, 4)
+    assert sorted_.num_valid_ids.tolist() == [64, 3] and sorted_.sorted_expert_ids.numel() == explicit.sorted_expert_ids.numel()
+
+
+def test_sorting_takes_one_expert_one_slot_unit_one(device):
+    out = fused_moe.moe_sorting(torch.zeros(3, 1, dtype=torch.int32, device=device), torch.ones(3, 1, device=device),
+                                1, unit_size=1)
+    assert out.num_valid_ids.tolist()[0] == 3 and out.sorted_expert_ids[:3].tolist() == [0, 0, 0]
+
+
+def test_sorting_refuses_no_slot_and_narrower_weights(device):
+    with pytest.raises(ValueError, match=r"topk \(topk_ids.shape\[1\]\) must be >= 1"):
+        fused_moe.moe_sorting(torch.zeros(2, 0, dtype=torch.int32, device=device), torch.zeros(2, 0, device=device), 4)
+    with pytest.raises(ValueError, match="shape of topk_ids"):
+        fused_moe.moe_sorting(torch.zeros(2, 3, dtype=torch.int32, device=device), torch.zeros(2, 2, device=device), 4)

@@ -67,8 +67,9 @@ def _outcome(result):
     return "survived"
 
 
-def summarize(rows, explained, timing):
-    """The JSON report: counts per module and overall, every survivor with its explanation."""
+def summarize(rows, explained, timing, not_sampled=0):
+    """The JSON report: counts per module and overall, every survivor with its explanation;
+    not_sampled: mutants a --sample run left unexecuted (not in the counts)."""
     per_module = defaultdict(Counter)
     for r in rows:
         per_module[r["module"]][r["outcome"]] += 1
@@ -80,7 +81,7 @@ def summarize(rows, explained, timing):
             entry = explained.get(r["id"])
             survivors.append(r | {"kind": entry and entry["kind"], "reason": entry and entry["reason"]})
     ids = {r["id"] for r in rows}
-    return dict(counts=counts, survivors=survivors, timing=timing,
+    return dict(counts=counts, survivors=survivors, timing=timing, not_sampled=not_sampled,
                 unexplained=[s["id"] for s in survivors if s["reason"] is None],
                 stale_explanations=sorted(set(explained) - ids))
 
@@ -98,6 +99,8 @@ def markdown(report):
     for module, c in report["counts"].items():
         out.append(f"| {module} | " + " | ".join(str(c[o]) for o in (*OUTCOMES, "score")) + " |")
     out.append("")
+    if report.get("not_sampled"):
+        out += [f"A sample: {report['not_sampled']} more mutants were not sampled (not run, not counted).", ""]
     for t in report["timing"]:
         out.append(f"- {t['run']} run: {t['mutants']} mutants in {t['exec_s']:.0f} s ({t['per_mutant_s']:.2f} s each); "
                    f"unmutated test run {t['baseline_s']:.1f} s")
