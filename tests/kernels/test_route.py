@@ -50,17 +50,23 @@ def test_matches_oracle(T, E, K, U, path, device):
     assert report.ok, f"seed={seed} path={path}\n{report}"
 
 
+@pytest.mark.parametrize("layout", ["ck", "vllm"])
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("T,M", [(40, 23), (100, 77)], ids=["single-program-sort", "tiled-sort"])
-def test_mask_local_tokens_on_device(T, M, path, device):
+@pytest.mark.parametrize("T,M", [(2, 1), (16, 9), (40, 23), (100, 77)],
+                         ids=["register-sort", "single-tile", "single-program-sort", "tiled-sort"])
+def test_mask_local_tokens_on_device(T, M, path, layout, device):
     seed = fresh_seed()
     rng = np.random.default_rng(seed)
     E = 64
     logits = random_logits(rng, T, E, torch.float16, device, stride_pad=3)
     mask = (rng.random(E) < 0.5).astype(np.int32)
     buf = random_moe_buf(rng, T, (3,), torch.uint8, device)
-    _, report = run_route(logits, 6, 8, path, device, mask=mask, M=M, m_on_device=True, moe_buf=buf)
-    assert report.ok, f"seed={seed} path={path}\n{report}"
+    options = dict(mask=mask, M=M, m_on_device=True, moe_buf=buf)
+    if layout == "ck":
+        _, report = run_route(logits, 6, 8, path, device, **options)
+    else:
+        _, report = run_vllm_route(logits, 6, 8, path, device, extra=3, **options)
+    assert report.ok, f"seed={seed} path={path} layout={layout}\n{report}"
 
 
 @pytest.mark.parametrize("T", [1, 16, 17, 300])
@@ -119,20 +125,6 @@ def test_vllm_layout_matches_oracle(T, E, K, U, path, device):
     logits = random_logits(rng, T, E, torch.bfloat16, device)
     buf = random_moe_buf(rng, T, (7,), torch.float16, device)
     _, report = run_vllm_route(logits, K, U, path, device, extra=(0, 1029)[seed % 2], moe_buf=buf)
-    assert report.ok, f"seed={seed} path={path}\n{report}"
-
-
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("T,M", [(2, 1), (16, 9), (40, 23), (100, 77)],
-                         ids=["register-sort", "single-tile", "single-program-sort", "tiled-sort"])
-def test_vllm_layout_mask_local_tokens_on_device(T, M, path, device):
-    seed = fresh_seed()
-    rng = np.random.default_rng(seed)
-    E = 64
-    logits = random_logits(rng, T, E, torch.float16, device, stride_pad=3)
-    mask = (rng.random(E) < 0.5).astype(np.int32)
-    buf = random_moe_buf(rng, T, (3,), torch.uint8, device)
-    _, report = run_vllm_route(logits, 6, 8, path, device, extra=3, mask=mask, M=M, m_on_device=True, moe_buf=buf)
     assert report.ok, f"seed={seed} path={path}\n{report}"
 
 
