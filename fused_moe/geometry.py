@@ -44,8 +44,10 @@ SCAN_COLUMNS = 16  # experts per program of the column scan (tile_scan_kernel)
 ZERO_BLOCK = 2048  # moe_buf words per zeroing step
 PLACE_BLOCK = 1024  # presorted entries placed per step by the fused route's last arriver
 SORT_WARPS = 4
-# Kernel arguments that only bound loops and masks: never specialised (no recompiles per T).
-RUNTIME_INTS = ("T", "m_value", "num_tiles", "num_gate_tiles", "n_sorted", "n_blocks", "buf_row_words", "scanned")
+# Kernel arguments that only bound loops and masks, or choose a branch once per program:
+# never specialised, so T, M, K, U and the option flags recompile nothing.
+RUNTIME_INTS = ("T", "m_value", "num_tiles", "num_gate_tiles", "n_sorted", "n_blocks", "buf_row_words", "scanned",
+                "K", "U", "renormalize", "has_mask", "m_on_device")
 
 
 def kernel(fn):
@@ -162,8 +164,9 @@ def choose_path(path, T, E, K, device):
 
 
 def pad_width(U, block_e):
-    """Padding slots each expert writes per step of ``fill_padding`` (it needs at most U - 1)."""
-    return max(1, min(next_pow2(max(U - 1, 1)), 4096 // block_e))
+    """Padding slots each expert writes per step of ``fill_padding`` (it needs at most U - 1):
+    two buckets, so U itself stays a runtime value (one trip for U <= 33, two for 64)."""
+    return max(1, min(4 if U <= 5 else 32, 4096 // block_e))
 
 
 @functools.lru_cache(maxsize=None)
