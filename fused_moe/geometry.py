@@ -45,9 +45,12 @@ ZERO_BLOCK = 2048  # moe_buf words per zeroing step
 PLACE_BLOCK = 1024  # presorted entries placed per step by the fused route's last arriver
 SORT_WARPS = 4
 # Kernel arguments that only bound loops and masks, or choose a branch once per program:
-# never specialised, so T, M, K, U and the option flags recompile nothing.
+# never specialised, so T, M, K, U and the option flags recompile nothing. The topk tensors'
+# strides too: flat assignments reach (t, j) through a division by K, which no stride of 1
+# or multiple of 16 would vectorise.
 RUNTIME_INTS = ("T", "m_value", "num_tiles", "num_gate_tiles", "n_sorted", "n_blocks", "buf_row_words", "scanned",
-                "K", "U", "renormalize", "has_mask", "m_on_device")
+                "K", "U", "renormalize", "has_mask", "m_on_device",
+                "ids_stride_t", "ids_stride_k", "w_stride_t", "w_stride_k")
 
 
 def kernel(fn):
@@ -148,8 +151,11 @@ def fused_tile(T, K, E):
         warps = max(4, min(8, gate.block_t * gate.block_e // 32))
     else:
         warps = 8 if gate.block_t * gate.block_e >= 2048 else 4
-    return FusedTile(gate, tiles, registers, warps, next_pow2(gate.block_t * K), sort_chunk(T, K),
-                     scan_rows(gate.block_e))
+    # The one-tile sort's chunk holds the whole tile (rows x top-k block), so it follows the
+    # tile's compile buckets, not T * K: the same sort size where K is a power of two.
+    # Several tiles never run that sort: one fixed value, one variant.
+    block_a = sort_chunk(gate.block_t, next_pow2(K)) if tiles == 1 else sort_chunk(1, 1)
+    return FusedTile(gate, tiles, registers, warps, next_pow2(gate.block_t * K), block_a, scan_rows(gate.block_e))
 
 
 def choose_path(path, T, E, K, device):

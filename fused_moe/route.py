@@ -42,7 +42,7 @@ class _RoutePlan:
                  num_gate_tiles=fused.tiles, renormalize=renormalize, SINGLE_TILE=fused.tiles == 1,
                  BLOCK_T=fused.gate.block_t, BLOCK_K=geometry.next_pow2(args.K), BLOCK_N=fused.block_n,
                  SCAN_ROWS=fused.scan_rows, PLACE_BLOCK=geometry.PLACE_BLOCK, SORT_FROM_REGISTERS=fused.registers,
-                 BLOCK_A=fused.block_a, SINGLE_CHUNK=args.T * args.K <= fused.block_a),
+                 BLOCK_A=fused.block_a, SINGLE_CHUNK=fused.tiles > 1 or args.T * args.K <= fused.block_a),
         )
 
     def __call__(self, logits, expert_mask, num_local_tokens, moe_buf, out):

@@ -48,6 +48,7 @@ class Entry:
     note: str = ""
     known: object = None  # the ledger entry this failure matches (fuzz/ledger.py)
     stopped: bool = False  # the campaign was stopped (a signal) before this entry ran
+    classes: list = field(default_factory=list)  # the shape classes its runs drew from (fuzz/shapes.py)
     # what the parent knows while the entry runs (the failure itself comes with the result)
     failing: bool = False
     done: bool = False
@@ -81,15 +82,31 @@ def entry_seed(seed: int, label: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{label}".encode()).digest()[:8], "big")
 
 
+def replica_label(label: str, replica: int) -> str:
+    """What seeds replica ``replica`` of an entry (replica 0: the entry itself)."""
+    return label if replica == 0 else f"{label}@{replica}"
+
+
+def slots(entries: int, workers: int) -> list[tuple[int, int]]:
+    """(entry, replica) runs: one per entry, and with more workers than entries, every entry
+    again on the spare workers (another seed, other shape classes), so no worker idles."""
+    return [(w % entries, w // entries) for w in range(max(entries, workers))]
+
+
 def run_entry(entry: Entry, *, seconds: float, max_examples: int, seed: int | None, database, device: str,
-              limits, shrink_seconds: float = 0.0, hard_deadline: float | None = None, on_example=None) -> None:
+              limits, shrink_seconds: float = 0.0, hard_deadline: float | None = None, on_example=None,
+              shape_classes: int = 0, replica: int = 0) -> None:
     """Fuzz one entry until ``max_examples``, a failure is shrunk, or ``seconds`` pass; once it
     fails, shrinking may go on ``shrink_seconds`` past that, never past ``hard_deadline``
-    (time.monotonic()), where the smallest failing case so far is kept."""
+    (time.monotonic()), where the smallest failing case so far is kept. ``shape_classes``:
+    draw from that many seeded classes (fuzz/shapes.py; 0 draws every shape freely)."""
+    import random
+
     from hypothesis import Verbosity, given, settings
     from hypothesis import seed as hypothesis_seed
 
     from fuzz import properties as fp
+    from fuzz.shapes import draw_classes
     from fuzz.steering import steer
     from fuzz.strategies import cases_for, limits_for
 
@@ -120,9 +137,13 @@ def run_entry(entry: Entry, *, seconds: float, max_examples: int, seed: int | No
                 entry.failure, entry.case = failure, case
             raise
 
-    # one database key per entry (the test function is the same for all of them)
+    # one database key per entry (the test function is the same for all of them): replicas share it
     fuzz_one._hypothesis_internal_add_digest = entry.label.encode()
-    strategy = cases_for(entry.prop, entry.one, limits)
+    label = replica_label(entry.label, replica)
+    if shape_classes:
+        rng = random.Random(None if seed is None else entry_seed(seed, f"classes:{label}"))
+        entry.classes = draw_classes(steering, shape_classes, rng)
+    strategy = cases_for(entry.prop, entry.one, limits, entry.classes)
     try:
         for r in itertools.count():
             budget = min(ROUND_EXAMPLES, max_examples - entry.examples)
@@ -133,7 +154,7 @@ def run_entry(entry: Entry, *, seconds: float, max_examples: int, seed: int | No
             test = settings(settings.default, max_examples=budget, database=database, report_multiple_bugs=False,
                             deadline=None, verbosity=Verbosity.quiet)(given(strategy)(fuzz_one))
             if seed is not None:
-                test = hypothesis_seed(entry_seed(seed, entry.label if r == 0 else f"{entry.label}#{r}"))(test)
+                test = hypothesis_seed(entry_seed(seed, label if r == 0 else f"{label}#{r}"))(test)
             test()
             if entry.examples - before < budget:
                 break  # Hypothesis ran out of distinct cases: another round would repeat them
@@ -166,17 +187,21 @@ def result_of(entry: Entry) -> dict:
     """What a worker sends back for an entry (picklable; the target is rebuilt by name)."""
     failure = entry.failure
     return {"examples": entry.examples, "seconds": entry.seconds, "regimes": dict(entry.regimes),
-            "harness_error": entry.harness_error, "case": entry.case,
+            "harness_error": entry.harness_error, "case": entry.case, "classes": list(map(str, entry.classes)),
             "failure": None if failure is None else (failure.target, failure.prop, failure.report)}
 
 
 def apply_result(entry: Entry, result: dict) -> None:
+    """Add one run's result (an entry's replicas each send one): examples and regimes add
+    up, the first failure and the first harness error are kept."""
     from fuzz.properties import TargetFailure
-    entry.examples, entry.seconds = result["examples"], result["seconds"]
-    entry.regimes = collections.Counter(result["regimes"])
-    entry.harness_error, entry.case = result["harness_error"], result["case"]
-    entry.done = True
-    if result["failure"] is not None:
+    entry.examples += result["examples"]
+    entry.seconds = max(entry.seconds, result["seconds"])
+    entry.regimes.update(result["regimes"])
+    entry.classes += result.get("classes", [])
+    entry.harness_error = entry.harness_error or result["harness_error"]
+    if result["failure"] is not None and entry.failure is None:
+        entry.case = result["case"]
         entry.failure = TargetFailure(*result["failure"], entry.case)
 
 
@@ -199,22 +224,22 @@ def worker(index: int, options: dict, queue, stop) -> None:
     fs.load("campaign")
     db = database(options["db"])
     entries = entries_for(options["targets"], options["convention"])
-    mine = list(range(len(entries)))[index::options["workers"]]
+    mine = slots(len(entries), options["workers"])[index::options["workers"]]
     last = [0.0]
 
-    def progress(entry):
-        now = time.monotonic()
-        if now - last[0] > 1.0:
-            last[0] = now
-            queue.put(("progress", entries.index(entry), entry.examples, entry.seconds, entry.failure is not None))
-
-    for k, i in enumerate(mine):
+    for k, (i, replica) in enumerate(mine):
         entry = entries[i]
+
+        def progress(entry, slot=(i, replica)):
+            now = time.monotonic()
+            if now - last[0] > 1.0:
+                last[0] = now
+                queue.put(("progress", slot, entry.examples, entry.seconds, entry.failure is not None))
+
         remaining = options["deadline"] - time.time()
         if remaining > 0 and not _stopping():
             run_entry(entry, seconds=remaining / (len(mine) - k), max_examples=options["max_examples"],
-                      seed=options["seed"],
-                      database=db, device=options["device"], limits=options["limits"],
-                      shrink_seconds=options["shrink_seconds"],
-                      hard_deadline=time.monotonic() + remaining, on_example=progress)
-        queue.put(("done", i, result_of(entry)))
+                      seed=options["seed"], database=db, device=options["device"], limits=options["limits"],
+                      shrink_seconds=options["shrink_seconds"], hard_deadline=time.monotonic() + remaining,
+                      on_example=progress, shape_classes=options["shape_classes"], replica=replica)
+        queue.put(("done", (i, replica), result_of(entry)))

@@ -31,6 +31,11 @@ SUITES["all"] = [e for name in ("gating", "sorting", "route-fused", "route-unfus
                                 "batch", "reuse", "vllm") for e in SUITES[name]]
 
 
+#: Shape classes per run on a GPU: few enough that a run compiles its variants in its first
+#: seconds (about 10 a class), enough that one run still sees several E, dtypes and K buckets.
+GPU_SHAPE_CLASSES = 6
+
+
 class UsageError(Exception):
     """A bad option: one line on stderr, exit 2."""
 
@@ -60,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", choices=("ci", "campaign"), default=None,
                    help="shape limits: ci (T <= 40, T*K <= 512) or campaign (T <= 300, T*K <= 8192); default "
                         "ci on the CPU interpreter, campaign on a GPU")
+    p.add_argument("--shape-classes", type=int, default=None, metavar="N",
+                   help="each run draws its shapes from N classes picked from its seed (fuzz/shapes.py), so "
+                        "every kernel variant compiles once; 0: every shape freely (default: "
+                        f"{GPU_SHAPE_CLASSES} on a GPU, 0 on the CPU interpreter, which compiles nothing)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress while it runs (default: a refreshing table on a terminal when rich is "
                         "installed and CI is unset, else a plain line every 10 s)")
@@ -135,12 +144,15 @@ def _summary(entries, out: Path, seconds: float) -> str:
                      "status": e.status, "kind": None if e.failure is None else e.failure.kind,
                      "bundle": None if e.repro is None else str(e.repro), "harness_error": e.harness_error,
                      "regimes_hit": hit, "regimes_declared": len(declared), "regimes": dict(sorted(e.regimes.items())),
+                     "shape_classes": list(map(str, e.classes)),
                      "regimes_missed": sorted(declared - set(e.regimes))})
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps({"seconds": round(seconds, 1), "entries": data}, indent=1))
     md = ["# Fuzz campaign summary", "", "```", *rows, "```", ""]
     for d in data:
-        md += [f"## {d['target']} ({d['property']})", "", "| regime | examples |", "|---|---|"]
+        md += [f"## {d['target']} ({d['property']})", ""]
+        md += [f"Shape classes: {'; '.join(d['shape_classes'])}", ""] if d["shape_classes"] else []
+        md += ["| regime | examples |", "|---|---|"]
         md += [f"| {label} | {n} |" for label, n in d["regimes"].items()]
         md += [f"| {label} | 0 |" for label in d["regimes_missed"]] + [""]
     (out / "summary.md").write_text("\n".join(md))
@@ -151,6 +163,8 @@ def _options(args) -> dict:
     """Validated options, as the workers take them (picklable)."""
     if args.time <= 0 or args.max_examples < 1 or args.workers < 1:
         raise UsageError("--time must be > 0, --max-examples >= 1 and --workers >= 1")
+    if args.shape_classes is not None and args.shape_classes < 0:
+        raise UsageError(f"--shape-classes must be >= 0 (0: every shape freely), got {args.shape_classes}")
     devices = [d.strip() for d in args.devices.split(",")] if args.devices else []
     if args.devices is not None and (not devices or not all(d.isdigit() for d in devices)):
         raise UsageError(f"--devices takes GPU indices such as 0,1,2, got {args.devices!r}")
@@ -163,7 +177,9 @@ def _options(args) -> dict:
     return {"targets": args.target or ["all"], "convention": args.convention, "device": device, "devices": devices,
             "workers": len(devices) or args.workers, "seed": args.seed, "max_examples": args.max_examples,
             "limits": {"ci": CI_LIMITS, "campaign": CAMPAIGN_LIMITS}[sizes], "shrink_seconds": args.time / 5,
-            "db": args.db or str(out / "db"), "out": out, "time": args.time, "quiet": args.quiet}
+            "db": args.db or str(out / "db"), "out": out, "time": args.time, "quiet": args.quiet,
+            "shape_classes": (args.shape_classes if args.shape_classes is not None
+                              else 0 if device == "cpu" else GPU_SHAPE_CLASSES)}
 
 
 def _run_workers(options: dict, entries: list, started: float) -> bool:
@@ -188,7 +204,7 @@ def _run_workers(options: dict, entries: list, started: float) -> bool:
     try:
         for p in procs:
             p.start()
-        pending = set(range(len(entries)))
+        pending = set(campaign.slots(len(entries), options["workers"]))
         with progress:
             _collect(queue, procs, entries, pending, started, progress)
         for p in procs:
@@ -200,25 +216,41 @@ def _run_workers(options: dict, entries: list, started: float) -> bool:
 
 
 def _collect(queue, procs, entries, pending: set, started: float, progress, clock=time.monotonic) -> None:
-    """Results and progress from the workers until every entry is done or the workers are gone."""
+    """Results and progress from the workers until every (entry, replica) slot in ``pending``
+    is done or the workers are gone. An entry's examples add up over its replicas."""
     from fuzz import campaign
-    began = {}  # entry -> when its run began (this clock): a slow example in flight lowers its rate
+    began = {}  # entry -> when its first run began (this clock): a slow example in flight lowers its rate
+    running = {}  # slot -> examples so far, until its result comes
+    finished = {}  # entry -> examples of its finished runs
+
+    def show(i):
+        entries[i].examples = finished.get(i, 0) + sum(n for (j, _), n in running.items() if j == i)
+
     while pending:
         try:
-            kind, i, *rest = queue.get(timeout=1.0)
+            kind, slot, *rest = queue.get(timeout=1.0)
         except Exception:  # noqa: BLE001 -- queue.Empty: check the workers are alive
             if not any(p.is_alive() for p in procs):
-                for i in pending:
+                for i, _ in pending:
                     entries[i].harness_error = "its worker process died"
                 break
         else:
+            i = slot[0]
             if kind == "done":
+                running.pop(slot, None)
+                if i not in finished:  # the runs' own times replace the live estimate
+                    entries[i].seconds = 0.0
+                entries[i].examples = finished.get(i, 0)
                 campaign.apply_result(entries[i], rest[0])
-                pending.discard(i)
+                finished[i] = entries[i].examples
+                pending.discard(slot)
+                entries[i].done = not any(j == i for j, _ in pending)
             else:
-                entries[i].examples, seconds, entries[i].failing = rest
+                running[slot], seconds, failing = rest
+                entries[i].failing |= failing
                 began.setdefault(i, clock() - seconds)
-        for i in began.keys() & pending:
+            show(i)
+        for i in began.keys() & {j for j, _ in pending}:
             entries[i].seconds = clock() - began[i]
         progress.update(entries, clock() - started)
 

@@ -53,6 +53,7 @@ TOPK_REGIMES = ("small", "all")
 MASK_REGIMES = ("none", "all_ones", "sparse", "all_zeros")
 M_REGIMES = ("none", "int", "tensor")
 MOE_BUF_REGIMES = ("none", "float32", "bfloat16", "uint8", "int64")
+MASK_DTYPES = ("int32", "bool")
 OUT_REGIMES = ("poisoned", "allocated")
 
 #: Every label a strategy can emit, per dimension (the statistics test checks them all).
@@ -91,8 +92,16 @@ class Limits:
     #: E values the target accepts (None: E_CHOICES + large_experts).
     experts: tuple[int, ...] | None = None
     max_topk: int = 127
+    #: K kept inside [lo, hi] (a campaign's shape class, fuzz/shapes.py); None: any K.
+    topk_range: tuple[int, int] | None = None
     unit_sizes: tuple[int, ...] = U_CHOICES
     dtypes: tuple[str, ...] = DTYPES
+    layouts: tuple[str, ...] = LAYOUTS
+    mask_regimes: tuple[str, ...] = MASK_REGIMES
+    mask_dtypes: tuple[str, ...] = MASK_DTYPES
+    moe_buf_regimes: tuple[str, ...] = MOE_BUF_REGIMES
+    #: moe_buf row lengths (elements) drawn; None: 1..24
+    moe_buf_rows: tuple[int, ...] | None = None
     nan: bool = True  # NaN logits
     infinities: bool = True  # +-inf logits
     invalid_ids: bool = True  # ids outside [0, E)
@@ -226,6 +235,9 @@ def _topk(draw, labels, E: int, T: int, limits: Limits, cap: int = 8) -> int:
     _label(labels, "topk", regime)
     k = draw(st.integers(1, cap))  # drawn in both regimes: switching regime keeps later choices aligned
     K = min(E, 127, limits.max_topk) if regime == "all" else min(k, E, limits.max_topk)
+    if limits.topk_range is not None:
+        lo, hi = limits.topk_range
+        K = min(max(K, lo), hi, E)
     return max(1, min(K, limits.max_assignments // max(T, 1)))
 
 
@@ -304,7 +316,7 @@ def _logits_plan(draw, labels, T, E, K, rng, limits: Limits):
     values = _logit_plan(draw, labels, T, E, K, rng, limits)
     dtype = draw(st.sampled_from(limits.dtypes))
     _label(labels, "dtype", dtype)
-    layout = draw(st.sampled_from(LAYOUTS))
+    layout = draw(st.sampled_from(limits.layouts))
     _label(labels, "layout", layout)
     pad = off = 0
     if layout == "strided":
@@ -429,12 +441,12 @@ def _options(draw, labels, T: int, E: int, rng, limits: Limits, U: int | None = 
     """Options plus M (None: all rows in use), inside the target's domain."""
     if U is None:
         U = draw(st.sampled_from(limits.unit_sizes))
-    mask_regimes = _supported(MASK_REGIMES, limits, *((r, "expert_mask") for r in MASK_REGIMES[1:]))
+    mask_regimes = _supported(limits.mask_regimes, limits, *((r, "expert_mask") for r in MASK_REGIMES[1:]))
     mask_regime = draw(st.sampled_from(mask_regimes))
     _label(labels, "mask", mask_regime)
     mask = None
     if mask_regime != "none":
-        dt = draw(st.sampled_from((np.int32, np.bool_)))
+        dt = {"int32": np.int32, "bool": np.bool_}[draw(st.sampled_from(limits.mask_dtypes))]
         bits = {"all_ones": np.ones(E), "all_zeros": np.zeros(E), "sparse": rng.random(E) < 0.5}[mask_regime]
         if mask_regime == "sparse":  # at least one expert off (shrinks toward expert 0: every local id shifts)
             bits[draw(st.integers(0, E - 1))] = False
@@ -445,10 +457,11 @@ def _options(draw, labels, T: int, E: int, rng, limits: Limits, U: int | None = 
     # M == T half the time (every row in use, M passed anyway: the common case under CUDA
     # graphs, and the one where a bug in the last rows shows); shrinks toward M == T.
     M = None if m_regime == "none" else T - draw(st.integers(0, T))
-    buf_regime = draw(st.sampled_from(_supported(MOE_BUF_REGIMES, limits,
+    buf_regime = draw(st.sampled_from(_supported(limits.moe_buf_regimes, limits,
                                                  *((r, "moe_buf") for r in MOE_BUF_REGIMES[1:]))))
     _label(labels, "moe_buf", buf_regime)
-    buf = None if buf_regime == "none" else (buf_regime, draw(st.integers(1, 24)))
+    row = st.integers(1, 24) if limits.moe_buf_rows is None else st.sampled_from(limits.moe_buf_rows)
+    buf = None if buf_regime == "none" else (buf_regime, draw(row))
     out = draw(st.sampled_from(_supported(OUT_REGIMES, limits, ("poisoned", "out"))))
     _label(labels, "out", out)
     opts = Options(unit_size=U, expert_mask=mask, num_local_tokens=M, m_on_device=m_regime == "tensor",
@@ -519,10 +532,13 @@ STRATEGIES = {"gating": gating_cases, "sorting": sorting_cases, "route": route_c
               "reuse": reuse_cases, "paths": route_cases}
 
 
-def cases_for(prop: str, target=None, base: Limits = CI_LIMITS):
+def cases_for(prop: str, target=None, base: Limits = CI_LIMITS, classes=()):
     """The cases of property ``prop`` inside ``target``'s declared domain (a Target, or None
-    for the contract's whole domain), at ``base``'s sizes."""
+    for the contract's whole domain), at ``base``'s sizes; with ``classes`` (fuzz/shapes.py),
+    only shapes of those classes."""
     limits = base if target is None else limits_for(target.convention, base)
+    if classes:
+        return st.one_of([STRATEGIES[prop](c.limits(limits)) for c in classes])
     return STRATEGIES[prop](limits)
 
 

@@ -107,15 +107,15 @@ class _Gone:
 def test_worker_messages_reach_the_rows():
     entries = [Entry("gating", "gating", None), Entry("sorting", "sorting", None)]
     q = queue.Queue()
-    q.put(("progress", 0, 30, 3.0, False))  # 30 examples in its first 3 s
-    q.put(("progress", 1, 4, 2.0, True))
-    q.put(("done", 0, {"examples": 40, "seconds": 4.0, "regimes": {}, "harness_error": None, "case": None,
+    q.put(("progress", (0, 0), 30, 3.0, False))  # 30 examples in its first 3 s
+    q.put(("progress", (1, 0), 4, 2.0, True))
+    q.put(("done", (0, 0), {"examples": 40, "seconds": 4.0, "regimes": {}, "harness_error": None, "case": None,
                        "failure": None}))
     now = iter([100.0, 100.0, 100.0,  # gating's first report: its run began at 97
                 103.0, 103.0, 103.0, 103.0,  # sorting's: began at 101; gating 6 s in, an example in flight
                 104.0, 104.0])  # gating done
     progress = _Recorder()
-    cli._collect(q, [_Gone()], entries, {0, 1}, 0.0, progress, clock=lambda: next(now, 105.0))
+    cli._collect(q, [_Gone()], entries, {(0, 0), (1, 0)}, 0.0, progress, clock=lambda: next(now, 105.0))
     assert progress.seen[:3] == [
         [("gating", "30", "10.0", "running"), ("sorting", "0", "0.0", "waiting")],
         [("gating", "30", "5.0", "running"), ("sorting", "4", "2.0", "FAILED")],
