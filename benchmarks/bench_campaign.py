@@ -24,16 +24,20 @@ def _variants(cache: Path) -> int:
     return sum(1 for p in cache.rglob("*.json") if not p.name.startswith("__grp__"))
 
 
-def _campaign(target: str, seconds: float, workers: int, device: str, cache: Path, out: Path) -> dict:
+def _campaign(target: str, seconds: float, workers: int, device: str, cache: Path, out: Path,
+              shape_classes=None) -> dict:
     env = {**os.environ, "TRITON_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
     before = _variants(cache)
+    classes = [] if shape_classes is None else ["--shape-classes", str(shape_classes)]
     run = subprocess.run([sys.executable, "-m", "fuzz", "run", "--target", target, "--time", str(seconds),
-                          "--workers", str(workers), "--device", device, "--seed", "0", "--out", str(out)],
+                          "--workers", str(workers), "--device", device, "--seed", "0", "--out", str(out), *classes],
                          capture_output=True, text=True, env=env, cwd=ROOT)
     summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
     entries = summary.get("entries", [])
     examples = sum(e["examples"] for e in entries)
-    return {"target": target, "examples": examples, "per_s": examples / seconds,
+    # the runs' own time: the --time budget less the workers' start (imports, CUDA context)
+    ran = max((e["seconds"] for e in entries), default=0.0) or seconds
+    return {"target": target, "examples": examples, "per_s": examples / ran, "ran_s": round(ran, 1),
             "variants": _variants(cache) - before, "status": ",".join(e["status"] for e in entries) or
             f"no summary (exit {run.returncode}): {run.stderr[-300:]}"}
 
@@ -44,14 +48,17 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda")
     parser.add_argument("--target", action="append")
+    parser.add_argument("--shape-classes", type=int, default=None, help="passed on (default: the campaign's)")
     args = parser.parse_args()
     rows = []
     for target in args.target or DEFAULT_TARGETS:
         with tempfile.TemporaryDirectory() as tmp:
             cache = Path(tmp) / "triton-cache"
             cache.mkdir()
-            cold = _campaign(target, args.seconds, args.workers, args.device, cache, Path(tmp) / "cold")
-            warm = _campaign(target, args.seconds, args.workers, args.device, cache, Path(tmp) / "warm")
+            cold = _campaign(target, args.seconds, args.workers, args.device, cache, Path(tmp) / "cold",
+                             args.shape_classes)
+            warm = _campaign(target, args.seconds, args.workers, args.device, cache, Path(tmp) / "warm",
+                             args.shape_classes)
         rows.append({"target": target, "cold": cold, "warm": warm})
         print(f"{target:16s} cold {cold['per_s']:8.1f}/s ({cold['variants']} variants)  "
               f"warm {warm['per_s']:8.1f}/s ({warm['variants']} new variants)  {cold['status']}", flush=True)

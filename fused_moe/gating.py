@@ -26,13 +26,13 @@ def gating_launch(logits, topk, renormalize, sorting=None):
     T, E = logits.shape
     tile = geometry.gate_tile(E)
     tiles = geometry.cdiv(T, tile.block_t)
-    static = dict(buf_row_words=0, m_value=T, has_mask=False, m_on_device=False, BUF_WORD=4,
+    static = dict(buf_row_words=0, m_value=T, HAS_MASK=False, M_ON_DEVICE=False, HAS_BUF=False, BUF_WORD=4,
                   BLOCK_Z=geometry.ZERO_BLOCK)
     if sorting is not None:
         static.update(sorting.static)
         tiles = max(1, tiles)
     static.update(stride_t=logits.stride(0), stride_e=logits.stride(1), num_gate_tiles=tiles, T=T, E=E, K=topk,
-                  BLOCK_T=tile.block_t, BLOCK_E=tile.block_e, BLOCK_K=geometry.next_pow2(topk), renormalize=renormalize,
+                  BLOCK_T=tile.block_t, BLOCK_E=tile.block_e, BLOCK_K=geometry.next_pow2(topk), RENORMALIZE=renormalize,
                   HIST=sorting is not None)
     zero = sorting.zero_programs if sorting is not None else 0
     return KernelLaunch(topk_gating_kernel, tiles + zero, tile.warps, _GATING_DYNAMIC, static)

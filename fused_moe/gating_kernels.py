@@ -101,8 +101,8 @@ def _ordered_key16_bits(key):
 def select_topk(
     logits_ptr,  # (T, E) float32/float16/bfloat16, any strides: input
     stride_t, stride_e, row0, T, E,
-    K, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
-    renormalize,
+    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+    RENORMALIZE: tl.constexpr,
 ):
     """Gate rows [row0, row0 + BLOCK_T) (rows >= T masked off), in registers.
     -> (i_t, x, x_max, denom, packed, b_id, b_w); in ``packed`` every selected column holds
@@ -145,7 +145,7 @@ def select_topk(
     x_sel = tl.where(m_k, _selected_logits(b_key, raw.dtype, KEY16), float("-inf"))
     x_max = tl.max(x_sel, axis=1)
     p_sel = tl.where(m_k, _unnormalised(x_sel, x_max), 0.0)
-    if renormalize:
+    if RENORMALIZE:
         denom = _fixed_point_sum(p_sel)
     else:
         denom = _fixed_point_sum(tl.where(m_e[None, :], _unnormalised(x, x_max), 0.0))
@@ -160,7 +160,7 @@ def tile_weights(x, x_max, denom):
 
 
 @triton.jit
-def store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K, BLOCK_K: tl.constexpr):
+def store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K: tl.constexpr, BLOCK_K: tl.constexpr):
     """topk_weights / topk_ids rows i_t (contiguous (T, K)); rows >= T and slots >= K masked."""
     i_k = tl.arange(0, BLOCK_K)[None, :]
     m_out = (i_t < T)[:, None] & (i_k < K)
@@ -176,19 +176,19 @@ def gating_rows(
     weights_ptr,  # (T, K) float32, contiguous: output
     ids_ptr,  # (T, K) int32, contiguous: output
     row0, T, E,
-    K, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
-    renormalize,
+    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+    RENORMALIZE: tl.constexpr,
 ):
     """Gate rows [row0, row0 + BLOCK_T) of the logits (rows >= T masked off) and store them.
     -> (i_t, x, x_max, denom, packed) of select_topk, for callers that route from the tile."""
     i_t, x, x_max, denom, packed, b_id, b_w = select_topk(logits_ptr, stride_t, stride_e, row0, T, E,
-                                                          K, BLOCK_T, BLOCK_E, BLOCK_K, renormalize)
+                                                          K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
     store_topk(weights_ptr, ids_ptr, i_t, b_id, b_w, T, K, BLOCK_K)
     return i_t, x, x_max, denom, packed
 
 
 @triton.jit
-def tile_expert_rows(packed, i_t, row0, M, mask_ptr, E, has_mask, BLOCK_E: tl.constexpr):
+def tile_expert_rows(packed, i_t, row0, M, mask_ptr, E, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr):
     """Which rows of a ``select_topk`` tile (at most 16, from row0) chose each expert:
     -> (sel, slot, row_bit, rows): selected with t < M and the expert kept, its top-k slot,
     each row's bit, and each expert's rows as the bits of one int32 (a sum down the rows).
@@ -196,7 +196,7 @@ def tile_expert_rows(packed, i_t, row0, M, mask_ptr, E, has_mask, BLOCK_E: tl.co
     order: an assignment's rank among its expert's is a popcount of the bits below its row's."""
     taken, slot = taken_slots(packed)
     sel = taken & (i_t < M)[:, None]
-    if has_mask:
+    if HAS_MASK:
         i_e = tl.arange(0, BLOCK_E)
         sel = sel & (tl.load(mask_ptr + i_e, mask=i_e < E, other=0) != 0)[None, :]
     row_bit = (1 << (i_t - row0))[:, None]
@@ -204,11 +204,11 @@ def tile_expert_rows(packed, i_t, row0, M, mask_ptr, E, has_mask, BLOCK_E: tl.co
 
 
 @triton.jit
-def tile_assignments(packed, i_t, row0, M, mask_ptr, E, has_mask, BLOCK_E: tl.constexpr):
+def tile_assignments(packed, i_t, row0, M, mask_ptr, E, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr):
     """The sorted assignments of a ``select_topk`` tile in its [BLOCK_T, BLOCK_E] layout:
     -> (sel, slot, rank, counts), rank among the tile's earlier rows that chose the same
     expert, counts per expert (see tile_expert_rows)."""
-    sel, slot, row_bit, rows = tile_expert_rows(packed, i_t, row0, M, mask_ptr, E, has_mask, BLOCK_E)
+    sel, slot, row_bit, rows = tile_expert_rows(packed, i_t, row0, M, mask_ptr, E, HAS_MASK, BLOCK_E)
     return sel, slot, popcount16(rows[None, :] & (row_bit - 1)), popcount16(rows)
 
 
@@ -218,14 +218,14 @@ def topk_gating_kernel(
     stride_t, stride_e,
     weights_ptr,  # (T, K) float32: output
     ids_ptr,  # (T, K) int32: output
-    mask_ptr,  # (E,): input (when HIST and has_mask)
-    m_ptr,  # (1,) int32: input, num_local_tokens on the device (when m_on_device)
+    mask_ptr,  # (E,): input (when HIST and HAS_MASK)
+    m_ptr,  # (1,) int32: input, num_local_tokens on the device (when M_ON_DEVICE)
     hist_ptr,  # (tiles, BLOCK_E) int32: output, each tile's rows of each kept expert, as bits (when HIST)
-    buf_ptr, buf_row_words,  # moe_buf: output (only launched with one)
+    buf_ptr, buf_row_words,  # moe_buf: output (when HAS_BUF)
     num_gate_tiles, m_value, T, E,
-    K, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
-    renormalize, HIST: tl.constexpr, has_mask, m_on_device,
-    BUF_WORD: tl.constexpr, BLOCK_Z: tl.constexpr,
+    K: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+    RENORMALIZE: tl.constexpr, HIST: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
+    HAS_BUF: tl.constexpr, BUF_WORD: tl.constexpr, BLOCK_Z: tl.constexpr,
 ):
     """Grid: (tiles + Z,). Program p < tiles owns rows [p*BLOCK_T, (p+1)*BLOCK_T) (BLOCK_T <= 16);
     with HIST (the unfused route) it also writes which of its rows chose each kept expert
@@ -233,13 +233,13 @@ def topk_gating_kernel(
     the counts and every assignment's rank in its tile from those bits, with nothing to sort.
     Programs tiles.. zero moe_buf."""
     pid = tl.program_id(0)
-    M = local_token_count(m_ptr, m_value, T, m_on_device)
+    M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     if pid < num_gate_tiles:
         row0 = pid * BLOCK_T
         i_t, _, _, _, packed = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, row0, T, E,
-                                           K, BLOCK_T, BLOCK_E, BLOCK_K, renormalize)
+                                           K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
         if HIST:
-            _, _, _, rows = tile_expert_rows(packed, i_t, row0, M, mask_ptr, E, has_mask, BLOCK_E)
+            _, _, _, rows = tile_expert_rows(packed, i_t, row0, M, mask_ptr, E, HAS_MASK, BLOCK_E)
             tl.store(hist_ptr + pid * BLOCK_E + tl.arange(0, BLOCK_E), rows)
-    else:  # launched only with a moe_buf
+    elif HAS_BUF:
         zero_moe_buf(buf_ptr, buf_row_words, M, num_gate_tiles, BUF_WORD, BLOCK_Z)

@@ -44,12 +44,11 @@ SCAN_COLUMNS = 16  # experts per program of the column scan (tile_scan_kernel)
 ZERO_BLOCK = 2048  # moe_buf words per zeroing step
 PLACE_BLOCK = 1024  # presorted entries placed per step by the fused route's last arriver
 SORT_WARPS = 4
-# Kernel arguments that only bound loops and masks, or choose a branch once per program:
-# never specialised, so T, M, K, U and the option flags recompile nothing. The topk tensors'
-# strides too: flat assignments reach (t, j) through a division by K, which no stride of 1
-# or multiple of 16 would vectorise.
+# Kernel arguments that only bound loops and masks: never specialised (no recompiles per T).
+# The topk tensors' strides too: flat assignments reach (t, j) through a division by K, which
+# no stride of 1 or multiple of 16 would vectorise. K, U and the option flags stay constexpr:
+# as runtime values they cost 3-19% of a route's graph time each (docs/notes.md, v8).
 RUNTIME_INTS = ("T", "m_value", "num_tiles", "num_gate_tiles", "n_sorted", "n_blocks", "buf_row_words", "scanned",
-                "K", "U", "renormalize", "has_mask", "m_on_device",
                 "ids_stride_t", "ids_stride_k", "w_stride_t", "w_stride_k")
 
 
@@ -170,9 +169,8 @@ def choose_path(path, T, E, K, device):
 
 
 def pad_width(U, block_e):
-    """Padding slots each expert writes per step of ``fill_padding`` (it needs at most U - 1):
-    two buckets, so U itself stays a runtime value (one trip for U <= 33, two for 64)."""
-    return max(1, min(4 if U <= 5 else 32, 4096 // block_e))
+    """Padding slots each expert writes per step of ``fill_padding`` (it needs at most U - 1)."""
+    return max(1, min(next_pow2(max(U - 1, 1)), 4096 // block_e))
 
 
 @functools.lru_cache(maxsize=None)

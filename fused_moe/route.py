@@ -39,7 +39,7 @@ class _RoutePlan:
         self.fused = KernelLaunch(
             fused_route_kernel, fused.tiles + args.zero_programs, fused.warps, _FUSED_DYNAMIC,
             dict(args.static, **tails, stride_t=logits.stride(0), stride_e=logits.stride(1),
-                 num_gate_tiles=fused.tiles, renormalize=renormalize, SINGLE_TILE=fused.tiles == 1,
+                 num_gate_tiles=fused.tiles, RENORMALIZE=renormalize, SINGLE_TILE=fused.tiles == 1,
                  BLOCK_T=fused.gate.block_t, BLOCK_K=geometry.next_pow2(args.K), BLOCK_N=fused.block_n,
                  SCAN_ROWS=fused.scan_rows, PLACE_BLOCK=geometry.PLACE_BLOCK, SORT_FROM_REGISTERS=fused.registers,
                  BLOCK_A=fused.block_a, SINGLE_CHUNK=fused.tiles > 1 or args.T * args.K <= fused.block_a),

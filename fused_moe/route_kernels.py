@@ -30,19 +30,19 @@ from .sorting_kernels import (as_bits, local_token_count, pack_token, place_pres
 def route_single_tile(
     logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr,
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr, n_sorted, n_blocks, M, T, E,
-    K, U, renormalize, has_mask,
+    K: tl.constexpr, U: tl.constexpr, RENORMALIZE: tl.constexpr, HAS_MASK: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, PAD_W: tl.constexpr, VLLM: tl.constexpr,
 ):
     """Gate all T <= BLOCK_T rows and sort them from registers: slot = start of the expert
     + rank among earlier rows. No sort, no scan over assignments, no memory round trip."""
     tl.static_assert(BLOCK_T <= 16, "tile_assignments packs a tile's rows into 16 bits")
     i_t, x, x_max, denom, packed = gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, 0, T, E,
-                                               K, BLOCK_T, BLOCK_E, BLOCK_K, renormalize)
-    sel, slot, rank, counts = tile_assignments(packed, i_t, 0, M, mask_ptr, E, has_mask, BLOCK_E)
+                                               K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
+    sel, slot, rank, counts = tile_assignments(packed, i_t, 0, M, mask_ptr, E, HAS_MASK, BLOCK_E)
     starts, local = write_layout(
         counts, mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr, sorted_eids_ptr=sorted_eids_ptr,
         num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U,
-        has_mask=has_mask, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
+        HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
     dest = starts[None, :] + rank
     tl.store(sorted_ids_ptr + dest, pack_token(i_t[:, None], slot, K, VLLM), mask=sel)
     if not VLLM:
@@ -57,16 +57,16 @@ def fused_route_kernel(
     weights_ptr,  # (T, K) float32: output
     ids_ptr,  # (T, K) int32: output
     mask_ptr,  # (E,): input
-    m_ptr,  # (1,) int32: input, num_local_tokens on the device (when m_on_device)
+    m_ptr,  # (1,) int32: input, num_local_tokens on the device (when M_ON_DEVICE)
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs (vLLM: sorted_w_ptr unused)
     counter_ptr,  # (1,) int32: arrival counter, zero between calls
     keys_ptr,  # (G, BLOCK_N) int64: workspace, presorted tiles (G > 1 only)
     hist_ptr,  # (G, BLOCK_E) int32: workspace, tile histograms, then placement deltas (G > 1 only)
-    buf_ptr, buf_row_words,  # moe_buf: output, zeroed as BUF_WORD-byte words (only launched with one)
+    buf_ptr, buf_row_words,  # moe_buf: output, zeroed as BUF_WORD-byte words (when HAS_BUF)
     n_sorted, n_blocks,  # lengths of sorted_ids / sorted_eids (read when VLLM)
     m_value, T, E, num_gate_tiles,
-    K, U, renormalize, has_mask,
-    m_on_device, BUF_WORD: tl.constexpr, SINGLE_TILE: tl.constexpr,
+    K: tl.constexpr, U: tl.constexpr, RENORMALIZE: tl.constexpr, HAS_MASK: tl.constexpr,
+    M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr, BUF_WORD: tl.constexpr, SINGLE_TILE: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
     PAD_W: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr, PLACE_BLOCK: tl.constexpr,
     BLOCK_Z: tl.constexpr, SORT_FROM_REGISTERS: tl.constexpr, BLOCK_A: tl.constexpr, SINGLE_CHUNK: tl.constexpr,
@@ -76,32 +76,32 @@ def fused_route_kernel(
     that sorts (p == 0 when G == 1, else the last arriver) owns every sorting output;
     programs p >= G zero moe_buf (see the module docstring)."""
     pid = tl.program_id(0)
-    M = local_token_count(m_ptr, m_value, T, m_on_device)
+    M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     sorted_w_ptr = as_bits(sorted_w_ptr)
     if pid < num_gate_tiles:
         if SINGLE_TILE and not SORT_FROM_REGISTERS:
             # Sorting the rows read back measured faster here than ranking them by row bits
             # (tile_expert_rows + place_tile_by_rows) at 4-16 rows: docs/notes.md, v7.
             gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, 0, T, E, K, BLOCK_T, BLOCK_E, BLOCK_K,
-                        renormalize)
+                        RENORMALIZE)
             tl.debug_barrier()  # the topk rows are written before they are read back
             sort_assignments(
                 ids_ptr, K, 1, as_bits(weights_ptr), K, 1, mask_ptr, sorted_ids_ptr=sorted_ids_ptr,
                 sorted_w_ptr=sorted_w_ptr, sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr,
-                n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U, has_mask=has_mask, BLOCK_E=BLOCK_E,
+                n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U, HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E,
                 BLOCK_A=BLOCK_A, PAD_W=PAD_W, SINGLE_CHUNK=SINGLE_CHUNK, VLLM=VLLM)
         elif SINGLE_TILE:
             route_single_tile(
                 logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, mask_ptr, sorted_ids_ptr=sorted_ids_ptr,
                 sorted_w_ptr=sorted_w_ptr, sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr,
-                n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U, renormalize=renormalize,
-                has_mask=has_mask, BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E, BLOCK_K=BLOCK_K, PAD_W=PAD_W, VLLM=VLLM)
+                n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U, RENORMALIZE=RENORMALIZE,
+                HAS_MASK=HAS_MASK, BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E, BLOCK_K=BLOCK_K, PAD_W=PAD_W, VLLM=VLLM)
         else:
             gating_rows(logits_ptr, stride_t, stride_e, weights_ptr, ids_ptr, pid * BLOCK_T, T, E,
-                        K, BLOCK_T, BLOCK_E, BLOCK_K, renormalize)
+                        K, BLOCK_T, BLOCK_E, BLOCK_K, RENORMALIZE)
             tl.debug_barrier()  # this program's topk rows are written before it reads them back
             presort_tile(ids_ptr, as_bits(weights_ptr), mask_ptr, keys_ptr, hist_ptr, pid, pid * BLOCK_T, M, E,
-                         K=K, has_mask=has_mask, BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E, BLOCK_N=BLOCK_N, VLLM=VLLM)
+                         K=K, HAS_MASK=HAS_MASK, BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E, BLOCK_N=BLOCK_N, VLLM=VLLM)
             tl.debug_barrier()  # this tile's keys and histogram are written before its ticket says so
             ticket = tl.atomic_add(counter_ptr, 1, sem="acq_rel")
             if ticket == num_gate_tiles - 1:
@@ -109,8 +109,8 @@ def fused_route_kernel(
                 place_presorted(
                     keys_ptr, hist_ptr, mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr,
                     sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr, n_sorted=n_sorted,
-                    n_blocks=n_blocks, num_tiles=num_gate_tiles, M=M, T=T, E=E, K=K, U=U, has_mask=has_mask,
+                    n_blocks=n_blocks, num_tiles=num_gate_tiles, M=M, T=T, E=E, K=K, U=U, HAS_MASK=HAS_MASK,
                     BLOCK_T=BLOCK_T, BLOCK_E=BLOCK_E, BLOCK_N=BLOCK_N, SCAN_ROWS=SCAN_ROWS, PAD_W=PAD_W,
                     PLACE_BLOCK=PLACE_BLOCK, VLLM=VLLM)
-    else:  # launched only with a moe_buf
+    elif HAS_BUF:
         zero_moe_buf(buf_ptr, buf_row_words, M, num_gate_tiles, BUF_WORD, BLOCK_Z)

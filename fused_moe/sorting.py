@@ -29,7 +29,7 @@ class SortingArgs:
         self.zero_programs = geometry.zero_programs(T, buf_row_words, ref.device) if moe_buf is not None else 0
         self.static = dict(
             buf_row_words=buf_row_words, m_value=m_value, T=T, E=E, K=K, U=unit_size,
-            has_mask=has_mask, m_on_device=m_tensor is not None,
+            HAS_MASK=has_mask, M_ON_DEVICE=m_tensor is not None, HAS_BUF=moe_buf is not None,
             BUF_WORD=buf_word or 4, BLOCK_E=self.block_e, PAD_W=geometry.pad_width(unit_size, self.block_e),
             BLOCK_Z=geometry.ZERO_BLOCK, VLLM=layout == "vllm",
         )

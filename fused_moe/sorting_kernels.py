@@ -68,10 +68,10 @@ def popcount16(v):
 
 
 @triton.jit
-def local_token_count(m_ptr, m_value, T, m_on_device):
+def local_token_count(m_ptr, m_value, T, M_ON_DEVICE: tl.constexpr):
     """M: from device memory (graph-replayable) or a host int; clamped to [0, T] so a bad
     device value can never index out of bounds."""
-    if m_on_device:
+    if M_ON_DEVICE:
         m = tl.load(m_ptr).to(tl.int32)
     else:
         m = m_value
@@ -100,7 +100,7 @@ def as_words(ptr, WORD: tl.constexpr):
 
 @triton.jit
 def load_assignments(ids_ptr, stride_t, stride_k, mask_ptr, f, N, E,
-                     K, has_mask):
+                     K: tl.constexpr, HAS_MASK: tl.constexpr):
     """Expert id (int32) and keep flag of flat assignments f (f < N = M*K): dropped when out of
     [0, E) or masked off. Ids may be int32 or int64: the range test runs on the loaded
     width, so an int64 id that would wrap into [0, E) as int32 is still dropped."""
@@ -110,13 +110,13 @@ def load_assignments(ids_ptr, stride_t, stride_k, mask_ptr, f, N, E,
     e = tl.load(ids_ptr + t.to(tl.int64) * stride_t + j * stride_k, mask=m_f, other=-1)
     keep = m_f & (e >= 0) & (e < E)
     e = e.to(tl.int32)
-    if has_mask:
+    if HAS_MASK:
         keep = keep & (tl.load(mask_ptr + e, mask=keep, other=0) != 0)
     return e, keep
 
 
 @triton.jit
-def load_weight_bits(w_ptr, stride_t, stride_k, f, N, K, VLLM: tl.constexpr):
+def load_weight_bits(w_ptr, stride_t, stride_k, f, N, K: tl.constexpr, VLLM: tl.constexpr):
     """Weight bits of flat assignments f; zeros without a load in the vLLM layout (no sorted weights)."""
     if VLLM:
         bits = tl.zeros(f.shape, dtype=tl.int32)
@@ -127,7 +127,7 @@ def load_weight_bits(w_ptr, stride_t, stride_k, f, N, K, VLLM: tl.constexpr):
 
 
 @triton.jit
-def pack_token(t, j, K, VLLM: tl.constexpr):
+def pack_token(t, j, K: tl.constexpr, VLLM: tl.constexpr):
     """The sorted_token_ids entry of assignment (t, j): t * K + j (vLLM) or (j << 24) | t (CK)."""
     if VLLM:
         token = t * K + j
@@ -137,7 +137,7 @@ def pack_token(t, j, K, VLLM: tl.constexpr):
 
 
 @triton.jit
-def pad_token(M, T, K, VLLM: tl.constexpr):
+def pad_token(M, T, K: tl.constexpr, VLLM: tl.constexpr):
     """The padding entry of sorted_token_ids: T * K (vLLM: the numel of topk_ids) or (K << 24) | M (CK)."""
     if VLLM:
         pad = T * K + tl.zeros_like(M)
@@ -158,7 +158,7 @@ def fill_range(ptr, first, end, value):
 
 
 @triton.jit
-def fill_tail(total, pad, sorted_ids_ptr, sorted_eids_ptr, n_sorted, n_blocks, U):
+def fill_tail(total, pad, sorted_ids_ptr, sorted_eids_ptr, n_sorted, n_blocks, U: tl.constexpr):
     """vLLM layout past the valid prefix, to the end of each buffer: pad into slots
     [total, n_sorted), -1 into blocks [total // U, n_blocks)."""
     fill_range(sorted_ids_ptr, total, n_sorted, pad)
@@ -166,13 +166,13 @@ def fill_tail(total, pad, sorted_ids_ptr, sorted_eids_ptr, n_sorted, n_blocks, U
 
 
 @triton.jit
-def expert_layout(counts, mask_ptr, E, U, has_mask, BLOCK_E: tl.constexpr):
+def expert_layout(counts, mask_ptr, E, U: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr):
     """-> (padded, starts, total, local): slots per expert, first slot, sum, local expert id."""
     padded = (counts + (U - 1)) // U * U
     starts = tl.cumsum(padded, 0) - padded
     total = tl.sum(padded, 0)
     i_e = tl.arange(0, BLOCK_E)
-    if has_mask:
+    if HAS_MASK:
         on = (tl.load(mask_ptr + i_e, mask=i_e < E, other=0) != 0).to(tl.int32)
         local = tl.cumsum(on, 0) - on
     else:
@@ -182,7 +182,7 @@ def expert_layout(counts, mask_ptr, E, U, has_mask, BLOCK_E: tl.constexpr):
 
 @triton.jit
 def fill_padding(starts, counts, padded, sorted_ids_ptr, sorted_w_ptr, pad,
-                 U, BLOCK_E: tl.constexpr, PAD_W: tl.constexpr, VLLM: tl.constexpr):
+                 U: tl.constexpr, BLOCK_E: tl.constexpr, PAD_W: tl.constexpr, VLLM: tl.constexpr):
     """Sentinel (and 0.0 but in the vLLM layout) into slots [starts + counts, starts + padded)
     of every expert (< U each)."""
     first = (starts + counts)[:, None]
@@ -215,7 +215,7 @@ def sort_chunk(e, keep, w_bits, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr):
 
 @triton.jit
 def store_placed(dest, kept, e, token, w_bits, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
-                 U, VLLM: tl.constexpr):
+                 U: tl.constexpr, VLLM: tl.constexpr):
     """Entries at their slots ``dest`` (where ``kept``); a block's first slot also writes the
     block's local expert id (padding only ends a run, so every block starts with a real entry)."""
     tl.store(sorted_ids_ptr + dest, token, mask=kept)
@@ -226,7 +226,7 @@ def store_placed(dest, kept, e, token, w_bits, local, sorted_ids_ptr, sorted_w_p
 
 @triton.jit
 def place_sorted(e_s, token_s, w_s, cursor, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
-                 U, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, VLLM: tl.constexpr):
+                 U: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, VLLM: tl.constexpr):
     """Scatter a sorted chunk: slot = cursor[expert] + rank inside the expert's run."""
     kept = e_s < BLOCK_E
     e_c = tl.where(kept, e_s, 0)
@@ -238,11 +238,11 @@ def place_sorted(e_s, token_s, w_s, cursor, local, sorted_ids_ptr, sorted_w_ptr,
 @triton.jit
 def write_layout(counts, mask_ptr, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,
                  n_sorted, n_blocks, M, T, E,
-                 K, U, has_mask, BLOCK_E: tl.constexpr,
+                 K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_E: tl.constexpr,
                  PAD_W: tl.constexpr, VLLM: tl.constexpr):
     """From the expert counts: num_valid_ids, every padding slot and (vLLM layout) the tail of
     both buffers. -> (starts, local)."""
-    padded, starts, total, local = expert_layout(counts, mask_ptr, E, U, has_mask, BLOCK_E)
+    padded, starts, total, local = expert_layout(counts, mask_ptr, E, U, HAS_MASK, BLOCK_E)
     pad = pad_token(M, T, K, VLLM)
     tl.store(num_valid_ptr, total)
     if VLLM:
@@ -255,7 +255,7 @@ def write_layout(counts, mask_ptr, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr
 
 @triton.jit
 def place_chunk(start, e, keep, w, cursor, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
-                K, U, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, VLLM: tl.constexpr):
+                K: tl.constexpr, U: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, VLLM: tl.constexpr):
     """Sort and place the chunk of flat assignments [start, start + BLOCK_A)."""
     e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_A)
     f_s = start + i_s
@@ -269,11 +269,11 @@ def sort_assignments(
     ids_stride_t, ids_stride_k,
     w_ptr,  # (T, K) int32 bit patterns of float32 weights: input
     w_stride_t, w_stride_k,
-    mask_ptr,  # (E,) int: input, nonzero = expert kept (only read when has_mask)
+    mask_ptr,  # (E,) int: input, nonzero = expert kept (only read when HAS_MASK)
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs, see the tables
     n_sorted, n_blocks,  # lengths of sorted_ids / sorted_eids (vLLM layout: written to the end)
     M, T, E,
-    K, U, has_mask,
+    K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr,
     BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr, PAD_W: tl.constexpr, SINGLE_CHUNK: tl.constexpr,
     VLLM: tl.constexpr,
 ):
@@ -282,27 +282,27 @@ def sort_assignments(
     N = M * K
     i_a = tl.arange(0, BLOCK_A)
     if SINGLE_CHUNK:
-        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, i_a, N, E, K, has_mask)
+        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, i_a, N, E, K, HAS_MASK)
         w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, i_a, N, K, VLLM)
         cursor, local = write_layout(
             tl.histogram(e, BLOCK_E, mask=keep), mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr,
             sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks,
-            M=M, T=T, E=E, K=K, U=U, has_mask=has_mask, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
+            M=M, T=T, E=E, K=K, U=U, HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
         place_chunk(0, e, keep, w, cursor, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
                     K=K, U=U, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_A, VLLM=VLLM)
     else:
         counts = tl.zeros([BLOCK_E], dtype=tl.int32)
         for start in range(0, N, BLOCK_A):
             e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, start + i_a,
-                                       N, E, K, has_mask)
+                                       N, E, K, HAS_MASK)
             counts += tl.histogram(e, BLOCK_E, mask=keep)
         cursor, local = write_layout(
             counts, mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr,
             sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks,
-            M=M, T=T, E=E, K=K, U=U, has_mask=has_mask, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
+            M=M, T=T, E=E, K=K, U=U, HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
         for start in range(0, N, BLOCK_A):
             f = start + i_a
-            e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, N, E, K, has_mask)
+            e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, N, E, K, HAS_MASK)
             w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, f, N, K, VLLM)
             place_chunk(start, e, keep, w, cursor, local, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,
                         K=K, U=U, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_A, VLLM=VLLM)
@@ -316,7 +316,7 @@ def presort_tile(
     keys_ptr,  # (tiles, BLOCK_N) int64: output, this tile sorted by (expert, position) with weight bits
     hist_ptr,  # (tiles, BLOCK_E) int32: output, this tile's expert histogram
     tile, row0, M, E,
-    K, has_mask, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
+    K: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, VLLM: tl.constexpr,
 ):
     """Sort one gating tile's assignments (rows [row0, row0 + BLOCK_T), t < M) in parallel with
@@ -324,7 +324,7 @@ def presort_tile(
     i_n = tl.arange(0, BLOCK_N)
     f = row0 * K + i_n
     n_end = tl.minimum(M, row0 + BLOCK_T) * K
-    e, keep = load_assignments(ids_ptr, K, 1, mask_ptr, f, n_end, E, K, has_mask)
+    e, keep = load_assignments(ids_ptr, K, 1, mask_ptr, f, n_end, E, K, HAS_MASK)
     w = load_weight_bits(w_ptr, K, 1, f, n_end, K, VLLM)
     hi = tl.where(keep, e, BLOCK_E) * BLOCK_N + i_n
     tl.store(keys_ptr + tile * BLOCK_N + i_n, tl.sort((hi.to(tl.int64) << 32) | (w.to(tl.int64) & 0xFFFFFFFF)))
@@ -337,7 +337,7 @@ def place_presorted(
     mask_ptr, sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # see the tables
     n_sorted, n_blocks,  # lengths of sorted_ids / sorted_eids (vLLM layout: written to the end)
     num_tiles, M, T, E,
-    K, U, has_mask, BLOCK_T: tl.constexpr,
+    K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_T: tl.constexpr,
     BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr, PAD_W: tl.constexpr,
     PLACE_BLOCK: tl.constexpr, VLLM: tl.constexpr,
 ):
@@ -352,7 +352,7 @@ def place_presorted(
     running, local = write_layout(
         counts, mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr, sorted_eids_ptr=sorted_eids_ptr,
         num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U,
-        has_mask=has_mask, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
+        HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, PAD_W=PAD_W, VLLM=VLLM)
     for r0 in range(0, num_tiles, SCAN_ROWS):
         m_r = (r0 + i_r) < num_tiles
         p_h = hist_ptr + (r0 + i_r) * BLOCK_E + i_e
@@ -399,27 +399,27 @@ def moe_sorting_kernel(
     ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32 or int64: input
     w_ptr, w_stride_t, w_stride_k,  # (T, K) float32: input
     mask_ptr,  # (E,): input
-    m_ptr,  # (1,) int32: input, num_local_tokens on the device (when m_on_device)
+    m_ptr,  # (1,) int32: input, num_local_tokens on the device (when M_ON_DEVICE)
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs (vLLM: sorted_w_ptr unused)
-    buf_ptr,  # moe_buf: output, rows [0, M) zeroed as BUF_WORD-byte words (only launched with one)
+    buf_ptr,  # moe_buf: output, rows [0, M) zeroed as BUF_WORD-byte words (when HAS_BUF)
     buf_row_words,
     n_sorted, n_blocks,  # lengths of sorted_ids / sorted_eids (read when VLLM)
     m_value, T, E,
-    K, U, has_mask, m_on_device,
-    BUF_WORD: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr,
+    K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
+    HAS_BUF: tl.constexpr, BUF_WORD: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_A: tl.constexpr,
     PAD_W: tl.constexpr, SINGLE_CHUNK: tl.constexpr, BLOCK_Z: tl.constexpr, VLLM: tl.constexpr,
 ):
     """Grid: (1 + Z,). Program 0 sorts every assignment; programs 1..Z zero moe_buf rows [0, M)."""
     pid = tl.program_id(0)
-    M = local_token_count(m_ptr, m_value, T, m_on_device)
+    M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     if pid == 0:
         sort_assignments(
             ids_ptr, ids_stride_t, ids_stride_k, as_bits(w_ptr), w_stride_t, w_stride_k, mask_ptr,
             sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=as_bits(sorted_w_ptr), sorted_eids_ptr=sorted_eids_ptr,
             num_valid_ptr=num_valid_ptr, n_sorted=n_sorted, n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U,
-            has_mask=has_mask, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_A, PAD_W=PAD_W, SINGLE_CHUNK=SINGLE_CHUNK,
+            HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E, BLOCK_A=BLOCK_A, PAD_W=PAD_W, SINGLE_CHUNK=SINGLE_CHUNK,
             VLLM=VLLM)
-    else:  # launched only with a moe_buf
+    elif HAS_BUF:
         zero_moe_buf(buf_ptr, buf_row_words, M, 1, BUF_WORD, BLOCK_Z)
 
 
@@ -431,7 +431,7 @@ def zero_moe_buf(buf_ptr, buf_row_words, M, first_program, BUF_WORD: tl.constexp
 
 
 @triton.jit
-def tile_assignment_range(tile, M, ROWS: tl.constexpr, K, BLOCK_N: tl.constexpr):
+def tile_assignment_range(tile, M, ROWS: tl.constexpr, K: tl.constexpr, BLOCK_N: tl.constexpr):
     """Flat assignments of row tile ``tile`` (token rows [tile*ROWS, (tile+1)*ROWS), t < M):
     -> (f, n_end), f = first + arange(BLOCK_N), valid where f < n_end."""
     f = tile * (ROWS * K) + tl.arange(0, BLOCK_N)
@@ -445,13 +445,13 @@ def place_tile_by_rows(
     rows,  # [BLOCK_E] int32: the tile's rows that chose each expert, as bits (tile_expert_rows)
     cursor, local,  # [BLOCK_E]: first slot of each expert for this tile; local expert ids
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr,  # outputs
-    K, U, has_mask, ROWS: tl.constexpr, BLOCK_N: tl.constexpr,
+    K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr,
     VLLM: tl.constexpr,
 ):
     """Place row tile ``tile`` without sorting it: an assignment's slot is its expert's
     cursor + the popcount of the expert's row bits below the assignment's row."""
     f, n_end = tile_assignment_range(tile, M, ROWS, K, BLOCK_N)
-    e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, has_mask)
+    e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK)
     w = load_weight_bits(w_ptr, w_stride_t, w_stride_k, f, n_end, K, VLLM)
     e_c = tl.where(keep, e, 0)
     below = (1 << (f // K - tile * ROWS)) - 1
@@ -464,23 +464,23 @@ def place_tile_by_rows(
 def tile_histogram_kernel(
     ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32 or int64: input
     mask_ptr,  # (E,): input
-    m_ptr,  # (1,) int32: input (when m_on_device)
+    m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
     hist_ptr,  # (tiles, BLOCK_E) int32: output, each tile's expert histogram
-    buf_ptr, buf_row_words,  # moe_buf: output (only launched with one)
+    buf_ptr, buf_row_words,  # moe_buf: output (when HAS_BUF)
     num_tiles, m_value, T, E,
-    K, has_mask, m_on_device, 
+    K: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr, HAS_BUF: tl.constexpr,
     BUF_WORD: tl.constexpr, BLOCK_E: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_Z: tl.constexpr,
 ):
     """Grid: (tiles + Z,). Program p < tiles counts the kept experts of row tile p; programs
     tiles.. zero moe_buf."""
     pid = tl.program_id(0)
-    M = local_token_count(m_ptr, m_value, T, m_on_device)
+    M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     if pid < num_tiles:
         f, n_end = tile_assignment_range(pid, M, ROWS, K, BLOCK_N)
-        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, has_mask)
+        e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK)
         tl.store(hist_ptr + pid * BLOCK_E + tl.arange(0, BLOCK_E), tl.histogram(e, BLOCK_E, mask=keep))
-    else:  # launched only with a moe_buf
+    elif HAS_BUF:
         zero_moe_buf(buf_ptr, buf_row_words, M, num_tiles, BUF_WORD, BLOCK_Z)
 
 
@@ -541,13 +541,13 @@ def tile_place_kernel(
     ids_ptr, ids_stride_t, ids_stride_k,  # (T, K) int32 or int64: input
     w_ptr, w_stride_t, w_stride_k,  # (T, K) float32: input (not read in the vLLM layout)
     mask_ptr,  # (E,): input
-    m_ptr,  # (1,) int32: input (when m_on_device)
+    m_ptr,  # (1,) int32: input (when M_ON_DEVICE)
     hist_ptr,  # (tiles, BLOCK_E) int32: input, histograms (RANKED: each expert's rows as bits)
     prefix_ptr, counts_ptr,  # from tile_scan_kernel: input when ``scanned``
     sorted_ids_ptr, sorted_w_ptr, sorted_eids_ptr, num_valid_ptr,  # outputs (vLLM: sorted_w_ptr unused)
     n_sorted, n_blocks,  # lengths of sorted_ids / sorted_eids (read when VLLM)
     num_tiles, scanned, m_value, T, E,
-    K, U, has_mask, m_on_device,
+    K: tl.constexpr, U: tl.constexpr, HAS_MASK: tl.constexpr, M_ON_DEVICE: tl.constexpr,
     BLOCK_E: tl.constexpr, ROWS: tl.constexpr, BLOCK_N: tl.constexpr, SCAN_ROWS: tl.constexpr,
     PAD_W: tl.constexpr, RANKED: tl.constexpr, VLLM: tl.constexpr,
 ):
@@ -557,26 +557,26 @@ def tile_place_kernel(
     the assignment's row; else it sorts the tile); program ``tiles`` writes num_valid_ids and
     the padding (vLLM: and the tails)."""
     pid = tl.program_id(0)
-    M = local_token_count(m_ptr, m_value, T, m_on_device)
+    M = local_token_count(m_ptr, m_value, T, M_ON_DEVICE)
     counts, before = tile_counts(hist_ptr, prefix_ptr, counts_ptr, pid, num_tiles, scanned, BLOCK_E, SCAN_ROWS,
                                  RANKED)
     sorted_w_ptr = as_bits(sorted_w_ptr)
     if pid == num_tiles:
         write_layout(counts, mask_ptr, sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr,
                      sorted_eids_ptr=sorted_eids_ptr, num_valid_ptr=num_valid_ptr, n_sorted=n_sorted,
-                     n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U, has_mask=has_mask, BLOCK_E=BLOCK_E,
+                     n_blocks=n_blocks, M=M, T=T, E=E, K=K, U=U, HAS_MASK=HAS_MASK, BLOCK_E=BLOCK_E,
                      PAD_W=PAD_W, VLLM=VLLM)
     else:
-        _, starts, _, local = expert_layout(counts, mask_ptr, E, U, has_mask, BLOCK_E)
+        _, starts, _, local = expert_layout(counts, mask_ptr, E, U, HAS_MASK, BLOCK_E)
         if RANKED:
             place_tile_by_rows(
                 ids_ptr, ids_stride_t, ids_stride_k, as_bits(w_ptr), w_stride_t, w_stride_k, mask_ptr, pid, M, E,
                 tl.load(hist_ptr + pid * BLOCK_E + tl.arange(0, BLOCK_E)), starts + before, local,
                 sorted_ids_ptr=sorted_ids_ptr, sorted_w_ptr=sorted_w_ptr, sorted_eids_ptr=sorted_eids_ptr,
-                K=K, U=U, has_mask=has_mask, ROWS=ROWS, BLOCK_N=BLOCK_N, VLLM=VLLM)
+                K=K, U=U, HAS_MASK=HAS_MASK, ROWS=ROWS, BLOCK_N=BLOCK_N, VLLM=VLLM)
         else:
             f, n_end = tile_assignment_range(pid, M, ROWS, K, BLOCK_N)
-            e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, has_mask)
+            e, keep = load_assignments(ids_ptr, ids_stride_t, ids_stride_k, mask_ptr, f, n_end, E, K, HAS_MASK)
             w = load_weight_bits(as_bits(w_ptr), w_stride_t, w_stride_k, f, n_end, K, VLLM)
             e_s, i_s, w_s = sort_chunk(e, keep, w, BLOCK_E, BLOCK_N)
             f_s = pid * (ROWS * K) + i_s

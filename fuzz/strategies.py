@@ -97,6 +97,8 @@ class Limits:
     unit_sizes: tuple[int, ...] = U_CHOICES
     dtypes: tuple[str, ...] = DTYPES
     layouts: tuple[str, ...] = LAYOUTS
+    renormalize: tuple[bool, ...] = (True, False)
+    m_regimes: tuple[str, ...] = M_REGIMES
     mask_regimes: tuple[str, ...] = MASK_REGIMES
     mask_dtypes: tuple[str, ...] = MASK_DTYPES
     moe_buf_regimes: tuple[str, ...] = MOE_BUF_REGIMES
@@ -332,7 +334,7 @@ def _gating_plan(draw, labels, limits: Limits):
     E = _experts(draw, limits)
     K = _topk(draw, labels, E, T, limits)
     finish = _logits_plan(draw, labels, T, E, K, rng, limits)
-    renormalize = draw(st.sampled_from((True, False)))
+    renormalize = draw(st.sampled_from(limits.renormalize))
     return rng, T, E, K, finish, renormalize
 
 
@@ -451,7 +453,7 @@ def _options(draw, labels, T: int, E: int, rng, limits: Limits, U: int | None = 
         if mask_regime == "sparse":  # at least one expert off (shrinks toward expert 0: every local id shifts)
             bits[draw(st.integers(0, E - 1))] = False
         mask = bits.astype(dt)
-    m_regime = draw(st.sampled_from(_supported(M_REGIMES, limits, ("int", "num_local_tokens"),
+    m_regime = draw(st.sampled_from(_supported(limits.m_regimes, limits, ("int", "num_local_tokens"),
                                                ("tensor", "num_local_tokens_tensor"))))
     _label(labels, "m", m_regime)
     # M == T half the time (every row in use, M passed anyway: the common case under CUDA

@@ -98,11 +98,11 @@ def test_self_scan_thresholds():
 
 
 @pytest.mark.parametrize("path", ["fused", "unfused"])
-def test_empty_batch_route_writes_num_valid_ids(path):
+def test_empty_batch_route_writes_num_valid_ids(path, device):
     """T = 0: no tokens, yet one program still writes the zero count (out= poisoned)."""
-    out = fused_moe.allocate_route_outputs(0, 2, 8, 4, CPU)
+    out = fused_moe.allocate_route_outputs(0, 2, 8, 4, device)
     out.num_valid_ids.fill_(-1)
-    fused_moe.route(torch.zeros(0, 8), 2, unit_size=4, path=path, out=out)
+    fused_moe.route(torch.zeros(0, 8, device=device), 2, unit_size=4, path=path, out=out)
     assert out.num_valid_ids.tolist() == [0, 0]
 
 

@@ -47,8 +47,8 @@ def test_single_expert_gating(device):
 def test_sorting_out_needs_match_the_layout(device):
     """Each layout's out= is judged by its own fields: an exact-capacity vLLM out is taken, a CK
     out without both num_valid_ids words and a vLLM one without num_tokens_post_pad are not."""
-    dev = torch.device(device)
     vllm = fused_moe.allocate_sorting_outputs(4, 2, 8, 4, device, layout="vllm")
+    dev = vllm.sorted_token_ids.device  # "cuda:0", as the calls pass a tensor's device
     assert buffers.check_sorting_out(vllm, 4, 2, 8, 4, dev, "vllm") == vllm
     ck = fused_moe.allocate_sorting_outputs(4, 2, 8, 4, device)
     with pytest.raises(ValueError, match="num_valid_ids"):
@@ -121,6 +121,7 @@ def test_sorting_takes_the_largest_packable_topk(device):
 def test_cpu_tensors_need_the_interpreter(value, monkeypatch):
     """Only TRITON_INTERPRET=1 lets a CPU tensor through (it is read per call, not at import)."""
     from fused_moe.validation import check_tensor
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
     check_tensor("logits", torch.zeros(2))
     if value is None:
         monkeypatch.delenv("TRITON_INTERPRET")
@@ -178,14 +179,14 @@ def test_route_out_gating_buffers_are_checked(field, bad, device):
     out = fused_moe.allocate_route_outputs(4, 2, 8, 4, device)
     out = out._replace(**{field: bad(getattr(out, field))})
     with pytest.raises(ValueError, match=f"out.{field} must be a contiguous"):
-        buffers.check_route_out(out, 4, 2, 8, 4, torch.device(device))
+        buffers.check_route_out(out, 4, 2, 8, 4, out.topk_weights.device)
 
 
 def test_sorting_out_dtypes_are_checked(device):
     out = fused_moe.allocate_sorting_outputs(4, 2, 8, 4, device)
     out = out._replace(sorted_weights=out.sorted_weights.view(torch.int32))
     with pytest.raises(TypeError, match="out.sorted_weights must be a torch.float32 tensor"):
-        buffers.check_sorting_out(out, 4, 2, 8, 4, torch.device(device))
+        buffers.check_sorting_out(out, 4, 2, 8, 4, out.sorted_token_ids.device)
 
 
 def test_local_tokens_tensor_has_exactly_one_int32(device):
@@ -249,7 +250,7 @@ def test_gating_names_an_empty_expert_axis(device):
 
 def test_only_cpu_tensors_are_refused_without_the_interpreter(monkeypatch):
     from fused_moe.validation import check_tensor
-    monkeypatch.delenv("TRITON_INTERPRET")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # unset on a GPU lane
     check_tensor("logits", torch.zeros(2, device="meta"))  # another device: the caller's business
 
 
