@@ -212,7 +212,8 @@ def replay_main(argv) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
     args = parser.parse_args(argv)
     if args.device == "cpu" or (args.device is None and not _gpu()):
-        os.environ["TRITON_INTERPRET"] = "1"
+        from fuzz import interpreter
+        interpreter.select()
     bundles = []
     for f in map(Path, args.folders):
         bundles += [f] if (f / "bundle.json").exists() else sorted(p.parent for p in f.glob("*/bundle.json"))

@@ -218,7 +218,8 @@ def worker(index: int, options: dict, queue, stop) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = options["devices"][index]
         os.environ["HIP_VISIBLE_DEVICES"] = options["devices"][index]
     if options["device"] == "cpu":
-        os.environ["TRITON_INTERPRET"] = "1"
+        from fuzz import interpreter
+        interpreter.select()
     from fuzz import settings as fs
     from fuzz.cli import entries_for
     fs.load("campaign")

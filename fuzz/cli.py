@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -82,7 +81,8 @@ def _select_device(requested: str | None) -> str:
         raise UsageError("--device cuda: no CUDA or ROCm device is visible to torch")
     device = requested or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu":
-        os.environ["TRITON_INTERPRET"] = "1"
+        from fuzz import interpreter
+        interpreter.select()
     return device
 
 

@@ -119,7 +119,8 @@ try:
     if DEVICE is None:
         DEVICE = "cuda" if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
     if DEVICE == "cpu":
-        os.environ["TRITON_INTERPRET"] = "1"  # must precede the kernels' import
+        from fuzz import interpreter
+        interpreter.select()  # must precede the kernels' import
     from fuzz.cases import BatchCase, GatingCase, Logits, Options, ReuseCase, RouteCase, SortingCase  # noqa: F401
     from fuzz.properties import TargetFailure, check
     from fuzz.targets import get
