@@ -220,6 +220,12 @@ def worker(index: int, options: dict, queue, stop) -> None:
     if options["device"] == "cpu":
         from fuzz import interpreter
         interpreter.select()
+    if options["workers"] > 1:
+        # one thread each: N workers of torch's default N threads would oversubscribe the cores
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[name] = "1"
+        import torch
+        torch.set_num_threads(1)
     from fuzz import settings as fs
     from fuzz.cli import entries_for
     fs.load("campaign")
