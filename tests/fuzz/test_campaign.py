@@ -76,6 +76,7 @@ def test_the_fixed_user_kernel_passes_a_short_run(tmp_path, fuzz):
     (["--target", USER_TARGET, "--convention", "missing.toml"], "ck, vllm or a .toml"),
     (["--time", "0"], "--time must be > 0"),
     (["--devices", "a,b"], "--devices takes GPU indices"),
+    (["--shape-classes", "-1"], "--shape-classes must be >= 0"),
 ])
 def test_bad_options_are_one_line_errors_with_exit_2(tmp_path, fuzz, args, message):
     run = fuzz(*args, "--out", str(tmp_path), cwd=tmp_path, timeout=120)
