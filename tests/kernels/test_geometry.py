@@ -113,3 +113,19 @@ def test_zero_programs_each_have_a_step(T, row_words):
     programs = geometry.zero_programs(T, row_words, CPU)
     steps = geometry.cdiv(T * row_words, geometry.ZERO_BLOCK)
     assert type(programs) is int and (programs == 0 if steps == 0 else 1 <= programs <= steps)
+
+
+def test_fused_sort_chunk_follows_the_tile_buckets_not_T():
+    """One compiled variant per (tile height, top-k block): every T of a tile bucket gets the
+    same chunk, which holds the whole tile up to MAX_SORT_CHUNK; several tiles never sort
+    one chunk and all get the smallest."""
+    for E, K in ((256, 8), (128, 4), (60, 3), (32, 17)):
+        for T in range(1, 65):
+            tile = geometry.fused_tile(T, K, E)
+            if tile.tiles > 1:
+                assert tile.block_a == geometry.sort_chunk(1, 1)
+                continue
+            bucket = {geometry.fused_tile(t, K, E).block_a for t in range(1, T + 1)
+                      if geometry.fused_tile(t, K, E).gate.block_t == tile.gate.block_t}
+            assert bucket == {tile.block_a}
+            assert tile.block_a == min(geometry.MAX_SORT_CHUNK, max(T * K, tile.block_a))

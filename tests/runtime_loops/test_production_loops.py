@@ -445,7 +445,8 @@ CHUNK_PARAMS = [pytest.param(c, entry, id=f"{c.name}-{entry}") for c in CHUNK_CA
 def test_chunk_loops(c, entry, device, request):
     case = request.node.callspec.id
     M = c.T if c.M is None else c.M
-    chunk = geometry.sort_chunk(c.T, c.K)
+    # the chunk the launch gets: the fused tile's (sized from the tile's buckets) or moe_sorting's
+    chunk = geometry.fused_tile(c.T, c.K, c.E).block_a if entry == "route-fused" else geometry.sort_chunk(c.T, c.K)
     single_program = (_gate_tiles(c.E, c.K, c.T) == 1) if entry == "route-fused" else not _tiled(entry, c.T)
     trips = None if c.T * c.K <= chunk else -(-(M * c.K) // chunk)
     assert single_program and trips == c.trips, (
