@@ -71,3 +71,21 @@ def test_mutation_sample_is_seeded_and_kernel_modules_get_their_command(tmp_path
         assert results[jobs[0]] == "Filtered operator" and len(results) == 15
         kept.append(sorted(set(jobs) - set(results)))
     assert len(kept[0]) == 5 and kept[0] == kept[1]
+
+
+@pytest.mark.parametrize("config", ["cosmic-ray.toml", "cosmic-ray-kernels.toml"])
+def test_mutation_commands_name_tests_that_exist(config):
+    """A renamed test must not leave the mutation lane's command pointing at nothing (the lane
+    refuses to start when its command fails unmutated, long after the rename)."""
+    import re
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    command = tomllib.loads((root / "tools" / "mutation" / config).read_text())["cosmic-ray"]["test-command"]
+    ids = re.findall(r"tests/\S+", command)
+    assert ids, command
+    run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *ids],
+                         capture_output=True, text=True, cwd=root, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
