@@ -50,6 +50,17 @@ def test_matches_oracle(T, E, K, U, path, device):
     assert report.ok, f"seed={seed} path={path}\n{report}"
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("T", [2, 20], ids=["register-sort", "tiled-sort"])
+def test_float32_logits_match_oracle(T, path, device):
+    """float32 logits select on 64-bit packed keys (16-bit ones on 32-bit keys): the other
+    width of every selection and taken-slot test, on both sorts that read the gating tile."""
+    seed = fresh_seed()
+    logits = random_logits(np.random.default_rng(seed), T, 64, torch.float32, device)
+    _, report = run_route(logits, 6, 8, path, device)
+    assert report.ok, f"seed={seed} path={path}\n{report}"
+
+
 @pytest.mark.parametrize("layout", ["ck", "vllm"])
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("T,M", [(2, 1), (16, 9), (40, 23), (100, 77)],
