@@ -178,3 +178,37 @@ def test_moe_buf_contiguous_with_a_strided_unit_dim(device):
     buf = random_moe_buf(rng, 1, (T,), torch.complex64, device).t()
     assert buf.is_contiguous() and buf.stride(-1) != 1
     assert_both_paths(logits, K, 4, device, f"seed={seed}", moe_buf=buf)
+
+
+def _workspaces(monkeypatch, call):
+    """The int64/int32 workspaces ``call`` allocates through torch.empty (every other
+    allocation, e.g. of outputs, has another dtype or is made before)."""
+    sizes, empty = [], torch.empty
+
+    def spy(*args, **kwargs):
+        t = empty(*args, **kwargs)
+        sizes.append((t.dtype, t.numel()))
+        return t
+    out = call()
+    monkeypatch.setattr(torch, "empty", spy)
+    call(out)
+    monkeypatch.undo()
+    return [s for s in sizes if s[0] in (torch.int64, torch.int32)]
+
+
+@pytest.mark.parametrize(("T", "E", "K"), [(5, 64, 4), (40, 64, 4), (600, 60, 6), (33, 1, 1)])
+def test_fused_route_workspace_is_its_keys_and_histograms(T, E, K, device, monkeypatch):
+    """One tile allocates nothing (the kernel sorts in one program); several allocate exactly
+    their presorted keys (int64) and histograms (int32, packed two to a word), plus one word:
+    never less (the kernel would write past it), never more."""
+    from fused_moe import geometry
+    logits = torch.zeros(T, E, device=device)
+    tile = geometry.fused_tile(T, K, E)
+
+    def call(out=None):
+        out = out or fused_moe.allocate_route_outputs(T, K, E, 4, device)
+        fused_moe.route(logits, K, unit_size=4, path="fused", out=out)
+        return out
+    expected = [] if tile.tiles == 1 else [
+        (torch.int64, tile.tiles * tile.block_n + tile.tiles * tile.gate.block_e // 2 + 1)]
+    assert _workspaces(monkeypatch, call) == expected
