@@ -47,7 +47,7 @@ SORT_WARPS = 4
 # Kernel arguments that only bound loops and masks: never specialised (no recompiles per T).
 # The topk tensors' strides too: flat assignments reach (t, j) through a division by K, which
 # no stride of 1 or multiple of 16 would vectorise. K, U and the option flags stay constexpr:
-# as runtime values they cost 3-19% of a route's graph time each (docs/notes.md, v8).
+# as runtime values each cost up to 13-19% of a route's graph time in decode (docs/notes.md, v8).
 RUNTIME_INTS = ("T", "m_value", "num_tiles", "num_gate_tiles", "n_sorted", "n_blocks", "buf_row_words", "scanned",
                 "ids_stride_t", "ids_stride_k", "w_stride_t", "w_stride_k")
 

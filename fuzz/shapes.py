@@ -21,19 +21,17 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from fuzz.strategies import Limits
+from fuzz.strategies import MOE_BUF_ROWS, Limits
 
 #: K buckets: (lo, hi); a class draws its bucket (small ones first), then one K inside it.
 TOPK_BUCKETS = ((1, 1), (2, 2), (3, 4), (5, 8), (9, 16), (17, 32), (33, 64), (65, 128))
 
 
-#: Bytes per element of the moe_buf dtypes the strategies draw (fuzz.strategies.MOE_BUF_REGIMES).
-MOE_BUF_ITEMSIZE = {"float32": 4, "bfloat16": 2, "uint8": 1, "int64": 8}
-MOE_BUF_ROWS = range(1, 25)  # the strategies' row lengths
-
-
-def moe_buf_word(row_bytes: int) -> int:
-    """The widest integer word dividing a row: what a kernel zeroing it would use."""
+def moe_buf_word(dtype: str, row: int) -> int:
+    """The widest integer word dividing a moe_buf row of ``row`` ``dtype`` elements: what a
+    kernel zeroing it would use."""
+    import torch
+    row_bytes = row * getattr(torch, dtype).itemsize
     return next((w for w in (8, 4, 2) if row_bytes % w == 0), 1)
 
 
@@ -54,7 +52,7 @@ class ShapeClass:
         rows = None
         if self.moe_buf is not None:
             dtype, word = self.moe_buf
-            rows = tuple(n for n in MOE_BUF_ROWS if moe_buf_word(n * MOE_BUF_ITEMSIZE[dtype]) == word)
+            rows = tuple(n for n in MOE_BUF_ROWS if moe_buf_word(dtype, n) == word)
         # a class with a mask (moe_buf) always passes one: "none" is another class
         masks = dict(mask_regimes=("none",)) if self.mask == "none" else dict(
             mask_regimes=tuple(r for r in base.mask_regimes if r != "none"), mask_dtypes=(self.mask,))
@@ -81,7 +79,7 @@ def _moe_bufs(limits: Limits):
     """None, and every (dtype, word) a drawn row length reaches."""
     if "moe_buf" not in limits.supports:
         return [None]
-    return [None, *sorted({(d, moe_buf_word(n * MOE_BUF_ITEMSIZE[d])) for d in limits.moe_buf_regimes
+    return [None, *sorted({(d, moe_buf_word(d, n)) for d in limits.moe_buf_regimes
                            if d != "none" for n in MOE_BUF_ROWS})]
 
 

@@ -54,6 +54,7 @@ MASK_REGIMES = ("none", "all_ones", "sparse", "all_zeros")
 M_REGIMES = ("none", "int", "tensor")
 MOE_BUF_REGIMES = ("none", "float32", "bfloat16", "uint8", "int64")
 MASK_DTYPES = ("int32", "bool")
+MOE_BUF_ROWS = range(1, 25)  # moe_buf row lengths (elements) drawn
 OUT_REGIMES = ("poisoned", "allocated")
 
 #: Every label a strategy can emit, per dimension (the statistics test checks them all).
@@ -102,7 +103,7 @@ class Limits:
     mask_regimes: tuple[str, ...] = MASK_REGIMES
     mask_dtypes: tuple[str, ...] = MASK_DTYPES
     moe_buf_regimes: tuple[str, ...] = MOE_BUF_REGIMES
-    #: moe_buf row lengths (elements) drawn; None: 1..24
+    #: moe_buf row lengths (elements) drawn; None: every one of MOE_BUF_ROWS
     moe_buf_rows: tuple[int, ...] | None = None
     nan: bool = True  # NaN logits
     infinities: bool = True  # +-inf logits
@@ -462,7 +463,8 @@ def _options(draw, labels, T: int, E: int, rng, limits: Limits, U: int | None = 
     buf_regime = draw(st.sampled_from(_supported(limits.moe_buf_regimes, limits,
                                                  *((r, "moe_buf") for r in MOE_BUF_REGIMES[1:]))))
     _label(labels, "moe_buf", buf_regime)
-    row = st.integers(1, 24) if limits.moe_buf_rows is None else st.sampled_from(limits.moe_buf_rows)
+    row = (st.integers(MOE_BUF_ROWS[0], MOE_BUF_ROWS[-1]) if limits.moe_buf_rows is None
+           else st.sampled_from(limits.moe_buf_rows))
     buf = None if buf_regime == "none" else (buf_regime, draw(row))
     out = draw(st.sampled_from(_supported(OUT_REGIMES, limits, ("poisoned", "out"))))
     _label(labels, "out", out)

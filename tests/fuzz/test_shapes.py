@@ -35,8 +35,7 @@ def _class_of(case, classes):
     o = case.options
     mask = "none" if o.expert_mask is None else {np.dtype(np.int32): "int32", np.dtype(np.bool_): "bool"}[
         np.asarray(o.expert_mask).dtype]
-    buf = None if o.moe_buf is None else (o.moe_buf[0], shapes.moe_buf_word(
-        o.moe_buf[1] * shapes.MOE_BUF_ITEMSIZE[o.moe_buf[0]]))
+    buf = None if o.moe_buf is None else (o.moe_buf[0], shapes.moe_buf_word(*o.moe_buf))
     fits = []
     for c in classes:
         if logits is not None and (logits.dtype != c.dtype or case.renormalize != c.renormalize
@@ -76,7 +75,7 @@ def test_classes_come_from_the_seed_and_stay_in_the_domain():
         if c.moe_buf is not None:
             dtype, word = c.moe_buf
             assert narrowed.moe_buf_rows and all(
-                shapes.moe_buf_word(n * shapes.MOE_BUF_ITEMSIZE[dtype]) == word for n in narrowed.moe_buf_rows)
+                shapes.moe_buf_word(dtype, n) == word for n in narrowed.moe_buf_rows)
 
 
 def test_a_domain_without_options_gets_classes_without_them():
