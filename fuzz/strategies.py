@@ -536,14 +536,23 @@ STRATEGIES = {"gating": gating_cases, "sorting": sorting_cases, "route": route_c
               "reuse": reuse_cases, "paths": route_cases}
 
 
+#: With shape classes, one example in about this many is drawn from the whole domain.
+FREE_ODDS = 256
+
+
 def cases_for(prop: str, target=None, base: Limits = CI_LIMITS, classes=()):
     """The cases of property ``prop`` inside ``target``'s declared domain (a Target, or None
     for the contract's whole domain), at ``base``'s sizes; with ``classes`` (fuzz/shapes.py),
-    only shapes of those classes."""
+    shapes of those classes, and one in about FREE_ODDS from the whole domain."""
     limits = base if target is None else limits_for(target.convention, base)
-    if classes:
-        return st.one_of([STRATEGIES[prop](c.limits(limits)) for c in classes])
-    return STRATEGIES[prop](limits)
+    free = STRATEGIES[prop](limits)
+    if not classes:
+        return free
+    # The whole domain is choice 0, drawn once in FREE_ODDS examples: rare enough to keep the
+    # compiled variants few, and where the shrinker goes first, so a failure found inside a
+    # class can still shrink past the class's E, K and U.
+    branches = [free] + [STRATEGIES[prop](c.limits(limits)) for c in classes] * max(1, FREE_ODDS // len(classes))
+    return st.sampled_from(range(len(branches))).flatmap(branches.__getitem__)
 
 
 #: The regime dimensions each property's cases are drawn over (``case.labels``).
