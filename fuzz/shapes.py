@@ -18,10 +18,14 @@ is likely to specialise on, so the same classes serve any target.
 """
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 
-from fuzz.strategies import MOE_BUF_ROWS, Limits
+from fuzz.strategies import CI_LIMITS, MOE_BUF_ROWS, Limits, limits_for
+
+#: Classes per property that a compiled lane's differential tests draw from (lane_classes).
+LANE_CLASSES = 8
 
 #: K buckets: (lo, hi); a class draws its bucket (small ones first), then one K inside it.
 TOPK_BUCKETS = ((1, 1), (2, 2), (3, 4), (5, 8), (9, 16), (17, 32), (33, 64), (65, 128))
@@ -101,3 +105,14 @@ def draw_classes(limits: Limits, count: int, rng: random.Random) -> list[ShapeCl
         if cls not in classes:
             classes.append(cls)
     return classes
+
+
+def lane_classes(prop: str, target, count: int = LANE_CLASSES) -> list[ShapeClass]:
+    """The classes a compiled (GPU) test lane draws ``prop``'s cases on ``target`` from, so
+    each variant it compiles serves many examples; seeded by their names, so every run draws
+    the same ones (the tests stay deterministic). None under the Triton interpreter, which
+    compiles nothing: the CPU lanes keep drawing every shape."""
+    import torch
+    if os.environ.get("TRITON_INTERPRET") == "1" or not torch.cuda.is_available():
+        return []
+    return draw_classes(limits_for(target.convention, CI_LIMITS), count, random.Random(f"{prop}:{target.name}"))

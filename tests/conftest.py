@@ -47,6 +47,14 @@ def pytest_addoption(parser):
                     help="the convention a package.module:function target declares (default ck)")
 
 
+def pytest_collection_modifyitems(items):
+    """Longest first: the slow tier, then the tests that run targets under @given, then the
+    rest (stable inside each). xdist hands tests out in this order, so no long test starts
+    last and holds up a parallel run's end (on a GPU, a cold fuzz test compiles for tens of s)."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else
+               1 if item.get_closest_marker("runs_targets") else 2)
+
+
 @pytest.fixture(autouse=True)
 def _runs_a_target(request):
     """A test marked ``runs_targets`` must call a target at least once: a property test whose

@@ -5,11 +5,13 @@ stops cleanly on a signal, reports a target that ran nothing, knows ledger entri
 shares its example database across campaigns through a real redis-server."""
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -97,14 +99,19 @@ def test_sigint_stops_cleanly_and_still_writes_the_summary(tmp_path, user_env):
     proc = subprocess.Popen([sys.executable, "-m", "fuzz", "run", "--target", "oracle-gating", "--time", "300",
                              "--out", "out"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=user_env(), cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (tmp_path / "out" / "db").exists():
-        time.sleep(0.5)  # the worker has started fuzzing once it opened the database
-    time.sleep(3)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] + [lines.put(None)], daemon=True).start()
+    out, line = [], ""
+    while line is not None and not line.startswith("["):  # the first progress line: it is fuzzing
+        line = lines.get(timeout=120)  # (not the database folder: newer Hypothesis makes it on first save)
+        out.append(line or "")
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
+    proc.wait(timeout=120)
     assert time.monotonic() - started < 60, "stops promptly"
+    while (line := lines.get(timeout=10)) is not None:
+        out.append(line)
+    out = "".join(out)
     assert proc.returncode == 0, out
     assert "stopped by a signal" in out and "oracle-gating" in out, out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from fuzz import properties as fp
 from fuzz import targets
 from fuzz.settings import examples
+from fuzz.shapes import lane_classes
 from fuzz.strategies import cases_for
 
 pytest.importorskip("fused_moe")
@@ -26,27 +27,33 @@ def _budget(prop: str) -> int:
     return examples(fp.PROPERTIES[prop].ci_examples)
 
 
+def _cases(prop: str, target):
+    """``prop``'s cases on ``target``: every shape under the interpreter; on a GPU, those of a
+    few fixed shape classes (fuzz/shapes.py), or the cold suite compiles a variant per example."""
+    return cases_for(prop, target, classes=lane_classes(prop, target))
+
+
 @settings(max_examples=_budget("gating"))
-@given(case=cases_for("gating", GATING))
+@given(case=_cases("gating", GATING))
 def test_gating_matches_oracle(case, device):
     fp.gating_property(GATING, case, device)
 
 
 @settings(max_examples=_budget("sorting"))
-@given(case=cases_for("sorting", SORTING))
+@given(case=_cases("sorting", SORTING))
 def test_sorting_matches_oracle(case, device):
     fp.sorting_property(SORTING, case, device)
 
 
 @pytest.mark.parametrize("path", PATHS)
 @settings(max_examples=_budget("route"))
-@given(case=cases_for("route", ROUTES["fused"]))
+@given(case=_cases("route", ROUTES["fused"]))
 def test_route_matches_oracle(path, case, device):
     fp.route_property(ROUTES[path], case, device)
 
 
 @settings(max_examples=_budget("paths"))
-@given(case=cases_for("paths", ROUTES["fused"]))
+@given(case=_cases("paths", ROUTES["fused"]))
 def test_route_paths_agree_bitwise(case, device):
     fp.paths_property(ROUTES, case, device)
 
@@ -61,7 +68,7 @@ def test_vllm_layout_matches_oracle(name, data, device):
     """Our kernels in vLLM's layout (layout="vllm"), judged by the same properties in that convention."""
     target = VLLM[name]
     prop = target.convention.op
-    fp.check(prop, target, data.draw(cases_for(prop, target)), device)
+    fp.check(prop, target, data.draw(_cases(prop, target)), device)
 
 
 BATCH_TARGETS = {"gating": GATING, "route-fused": ROUTES["fused"], "route-unfused": ROUTES["unfused"]}
@@ -69,13 +76,13 @@ BATCH_TARGETS = {"gating": GATING, "route-fused": ROUTES["fused"], "route-unfuse
 
 @pytest.mark.parametrize("name", sorted(BATCH_TARGETS))
 @settings(max_examples=_budget("batch"))
-@given(case=cases_for("batch", GATING))
+@given(case=_cases("batch", GATING))
 def test_batch_invariance(name, case, device):
     fp.batch_property(BATCH_TARGETS[name], case, device)
 
 
 @pytest.mark.parametrize("path", ["fused", "unfused"])
 @settings(max_examples=_budget("reuse"))
-@given(case=cases_for("reuse", ROUTES["fused"]))
+@given(case=_cases("reuse", ROUTES["fused"]))
 def test_plan_reuse(path, case, device):
     fp.reuse_property(ROUTES[path], case, device)

@@ -118,3 +118,16 @@ def test_replica_results_add_up_and_keep_the_first_failure():
                                   "case": "second", "failure": ("gating", "gating", None)})
     assert (entry.examples, entry.seconds, dict(entry.regimes)) == (13, 3.0, {"a": 3, "b": 1})
     assert entry.case == "first" and entry.harness_error == "boom" and entry.classes == ["c1"]
+
+
+def test_lane_classes_are_the_same_every_run_and_none_under_the_interpreter(monkeypatch):
+    import torch
+    from fuzz import targets
+    sorting, route = targets.get("sorting"), targets.get("route-fused")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert shapes.lane_classes("sorting", sorting) == []
+    monkeypatch.delenv("TRITON_INTERPRET")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    first = shapes.lane_classes("sorting", sorting)
+    assert len(first) == shapes.LANE_CLASSES and first == shapes.lane_classes("sorting", sorting)
+    assert first != shapes.lane_classes("route", route)
