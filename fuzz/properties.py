@@ -471,7 +471,7 @@ HUNT_SEED = 0
 
 
 @contextlib.contextmanager
-def _no_local_constants():
+def no_local_constants():
     """Hypothesis mixes into generation constants mined from the source of every "local"
     module imported so far (this repository's fuzz/, oracles/, fused_moe/; cached on first
     use), so one seed drew different cases in a process that had imported fused_moe than in
@@ -550,7 +550,7 @@ def hunt(prop: str, target, *, max_examples: int = HUNT_EXAMPLES, seconds: float
 
     timed_out = False
     try:
-        with _no_local_constants():
+        with no_local_constants():
             hypothesis_seed(seed)(search)()
     except _Found:
         pass
