@@ -67,6 +67,15 @@ def test_special_values(device):
     assert out.topk_ids[2, :2].tolist() == [1, 3] and out.topk_weights[2, :2].tolist() == [0.5, 0.5]
 
 
+def test_one_ulp_neighbours_rank_by_value(device):
+    """float32 logits one ulp apart rank by value: the ordered key flips every bit below the
+    sign for negatives and none for positives (a key off by its last bit swaps these)."""
+    up, down = np.nextafter(np.float32(2.5), np.float32(np.inf)), np.nextafter(np.float32(-1.0), np.float32(-np.inf))
+    rows = [[2.5, up, 0.0, -1.0], [-1.0, down, -3.0, -4.0]]
+    out = _check(torch.tensor(rows, dtype=torch.float32, device=device), 1)
+    assert out.topk_ids[:, 0].tolist() == [1, 0]
+
+
 def test_empty_batch(device):
     out = fused_moe.topk_gating_softmax(torch.zeros((0, 8), device=device), 2)
     assert out.topk_ids.shape == (0, 2) and out.topk_weights.shape == (0, 2)
