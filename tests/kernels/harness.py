@@ -43,6 +43,11 @@ def poisoned_route_out(T, K, E, U, device):
     return fused_moe.RouteResult(p.views[0], p.views[1], *p.allocations[2:5], p.views[5])
 
 
+def guard_after(view):
+    """The canary guard that poisoned_*_out leave after ``view`` in its allocation."""
+    return view.new_empty(0).set_(view.untyped_storage(), view.storage_offset() + view.numel(), (buffers.GUARD,), (1,))
+
+
 def snapshot(buffers):
     """Host copies of the sorting part of ``buffers``, for the checkers' ``before=``."""
     return tuple(x.detach().cpu().clone() for x in buffers[-4:])

@@ -76,6 +76,15 @@ def test_one_ulp_neighbours_rank_by_value(device):
     assert out.topk_ids[:, 0].tolist() == [1, 0]
 
 
+def test_more_experts_than_a_16_bit_column_index(device):
+    """E > 65536: 16-bit logits then select on 32-bit keys (a 16-bit key leaves 16 bits for
+    the column, too few to name E columns)."""
+    logits = torch.zeros((1, 65537), dtype=torch.bfloat16, device=device)
+    logits[0, 0], logits[0, 70], logits[0, 65536] = 1.0, 0.5, 0.25
+    out = _check(logits, 2)
+    assert out.topk_ids[0].tolist() == [0, 70]
+
+
 def test_empty_batch(device):
     out = fused_moe.topk_gating_softmax(torch.zeros((0, 8), device=device), 2)
     assert out.topk_ids.shape == (0, 2) and out.topk_weights.shape == (0, 2)

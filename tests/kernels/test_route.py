@@ -7,8 +7,8 @@ import fused_moe
 import oracles
 from oracles.layouts import vllm_from_ck
 
-from .harness import (canaried_vllm_route_out, check_vllm_sorting, expected_vllm, fresh_seed, poisoned_route_out,
-                      random_logits, random_moe_buf, snapshot, upcast)
+from .harness import (canaried_vllm_route_out, check_vllm_sorting, expected_vllm, fresh_seed, guard_after,
+                      poisoned_route_out, random_logits, random_moe_buf, snapshot, upcast)
 
 PATHS = ["fused", "unfused", "auto"]
 
@@ -21,6 +21,8 @@ CASES = [(t, 256, 8, 32) for t in SEED_T] + [(t, 128, 4, 32) for t in SEED_T] + 
     (300, 60, 6, 16),  # several gating tiles and sort chunks: the last-arriver path
     (16, 128, 127, 4),  # one gating tile, but more assignments than one sort chunk
     (5, 2048, 8, 32),  # E = 2048: two-row gating tiles, so T = 5 already has three
+    (1, 5, 2, 4),  # padding columns in a 16-bit selection tile (E = 5 of 8)
+    (17, 1, 1, 1),  # E = 1 over two gating tiles
 ]
 
 
@@ -28,10 +30,13 @@ def run_route(logits, K, U, path, device, *, mask=None, M=None, m_on_device=Fals
     T, E = logits.shape
     out = poisoned_route_out(T, K, E, U, device)
     before = snapshot(out)
+    guards = [guard_after(x.view(torch.int32)).cpu().clone() for x in out[:2]]
     buf_before = None if moe_buf is None else moe_buf.cpu().clone()
     num_local = torch.tensor([M], dtype=torch.int32, device=device) if m_on_device else M
     fused_moe.route(logits, K, unit_size=U, expert_mask=None if mask is None else torch.from_numpy(mask).to(device),
                     num_local_tokens=num_local, moe_buf=moe_buf, path=path, out=out)
+    for name, x, guard in zip(("topk_weights", "topk_ids"), out, guards):
+        assert torch.equal(guard_after(x.view(torch.int32)).cpu(), guard), f"route wrote past {name}"
     report = oracles.check_route(out, upcast(logits), K, unit_size=U, expert_mask=mask, num_local_tokens=M,
                                  before=before)
     if moe_buf is not None:
@@ -58,6 +63,18 @@ def test_float32_logits_match_oracle(T, path, device):
     seed = fresh_seed()
     logits = random_logits(np.random.default_rng(seed), T, 64, torch.float32, device)
     _, report = run_route(logits, 6, 8, path, device)
+    assert report.ok, f"seed={seed} path={path}\n{report}"
+
+
+@pytest.mark.parametrize("path", ["fused", "unfused"])
+def test_moe_buf_zeroed_by_several_programs(path, device):
+    """A 40 KB moe_buf takes several zeroing programs after the gating tiles: each zeroes its
+    own block of 8-byte words, and together every row."""
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    logits = random_logits(rng, 20, 8, torch.bfloat16, device)
+    buf = random_moe_buf(rng, 20, (512,), torch.float32, device)
+    _, report = run_route(logits, 2, 4, path, device, moe_buf=buf)
     assert report.ok, f"seed={seed} path={path}\n{report}"
 
 

@@ -53,6 +53,8 @@ CASES = [
     (200, 8, 257, 16),  # several sort chunks, E = 2**8 + 1
     (3, 127, 127, 2),  # K = E = 127, the largest K
     (9, 5, 2048, 64),
+    (7, 2, 5, 2),  # U = 2: one padding slot per block
+    (100, 6, 64, 32),  # four tiles of 32 rows, each placing only its own
 ]
 
 
@@ -70,13 +72,30 @@ def test_dropped_and_duplicate_ids(kind, device):
     assert report.ok, f"seed={seed}\n{report}"
 
 
-@pytest.mark.parametrize("mask_kind", ["all-on", "all-off", "sparse"])
+@pytest.mark.parametrize("mask_kind", ["all-on", "all-off", "sparse", "signed"])
 def test_expert_mask(mask_kind, device):
+    """Any nonzero mask entry is an expert on this rank, negative ones too."""
     seed = fresh_seed()
     rng = np.random.default_rng(seed)
     E = 40
-    mask = {"all-on": np.ones(E), "all-off": np.zeros(E), "sparse": rng.random(E) < 0.3}[mask_kind]
+    mask = {"all-on": np.ones(E), "all-off": np.zeros(E), "sparse": rng.random(E) < 0.3,
+            "signed": rng.choice([-1, 0, 2], E)}[mask_kind]
     report = run_sorting(rng, 25, 6, E, 8, device, mask=mask.astype(np.int32))
+    assert report.ok, f"seed={seed}\n{report}"
+
+
+def test_strided_weights(device):
+    """topk_weights as every other column of a wider tensor: each weight read at its stride."""
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    T, K, E, U = 9, 3, 8, 4
+    ids = np.stack([rng.permutation(E)[:K] for _ in range(T)]).astype(np.int32)
+    wide = torch.from_numpy(rng.random((T, 2 * K), dtype=np.float32)).to(device)
+    weights = wide[:, ::2]
+    out = poisoned_sorting_out(T, K, E, U, device)
+    before = snapshot(out)
+    fused_moe.moe_sorting(torch.from_numpy(ids).to(device), weights, E, unit_size=U, out=out)
+    report = oracles.check_sorting(out, ids, weights.cpu().numpy(), E, unit_size=U, before=before)
     assert report.ok, f"seed={seed}\n{report}"
 
 
