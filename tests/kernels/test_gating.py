@@ -76,6 +76,13 @@ def test_one_ulp_neighbours_rank_by_value(device):
     assert out.topk_ids[:, 0].tolist() == [1, 0]
 
 
+def test_column_strided_logits(device):
+    """Logits whose experts are not contiguous (a transposed view): each read at its stride."""
+    seed = fresh_seed()
+    logits = random_logits(np.random.default_rng(seed), 8, 4, torch.bfloat16, device).t()
+    _check(logits, 2, seed=seed)
+
+
 def test_more_experts_than_a_16_bit_column_index(device):
     """E > 65536: 16-bit logits then select on 32-bit keys (a 16-bit key leaves 16 bits for
     the column, too few to name E columns)."""

@@ -67,6 +67,28 @@ def test_float32_logits_match_oracle(T, path, device):
 
 
 @pytest.mark.parametrize("path", ["fused", "unfused"])
+@pytest.mark.parametrize("T", [1, 20], ids=["register-sort", "tiled-sort"])
+def test_float32_logits_with_padding_columns(T, path, device):
+    """E = 5 of an 8-column tile: the padding columns' 64-bit key ranks below every real one
+    and below the taken mark."""
+    seed = fresh_seed()
+    logits = random_logits(np.random.default_rng(seed), T, 5, torch.float32, device)
+    _, report = run_route(logits, 2, 4, path, device)
+    assert report.ok, f"seed={seed} path={path}\n{report}"
+
+
+@pytest.mark.parametrize("path", ["fused", "unfused"])
+def test_signed_expert_mask(path, device):
+    """Any nonzero mask entry is an expert on this rank, negative ones too."""
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    logits = random_logits(rng, 20, 8, torch.bfloat16, device)
+    mask = np.array([-1, 1, -1, 0, 1, -1, 0, 2], dtype=np.int32)
+    _, report = run_route(logits, 2, 4, path, device, mask=mask)
+    assert report.ok, f"seed={seed} path={path}\n{report}"
+
+
+@pytest.mark.parametrize("path", ["fused", "unfused"])
 def test_moe_buf_zeroed_by_several_programs(path, device):
     """A 40 KB moe_buf takes several zeroing programs after the gating tiles: each zeroes its
     own block of 8-byte words, and together every row."""
