@@ -18,9 +18,11 @@ def _random_assignments(rng, T, K, E, *, out_of_range=False, duplicates=False):
     if duplicates and K > 1:
         ids[:, -1] = ids[:, 0]  # a repeated expert in every row: two assignments each
     if out_of_range:
-        junk = np.array([-1, E, E + 1000, -(2**31)], dtype=np.int32)
+        junk = np.array([-1, E, E + 1, E + 1000, -(2**31)], dtype=np.int32)  # E + 1: below the kernels' BLOCK_E
         hit = rng.random((T, K)) < 0.2
         ids[hit] = rng.choice(junk, size=int(hit.sum()))
+        if T * K >= len(junk):
+            ids.flat[rng.choice(T * K, len(junk), replace=False)] = junk  # each kind at least once
     weights = rng.standard_normal((T, K)).astype(np.float32)
     return ids, weights
 
