@@ -48,6 +48,11 @@ def guard_after(view):
     return view.new_empty(0).set_(view.untyped_storage(), view.storage_offset() + view.numel(), (buffers.GUARD,), (1,))
 
 
+def lead_before(view):
+    """The canaries that poisoned_*_out leave before ``view`` in its allocation."""
+    return view.new_empty(0).set_(view.untyped_storage(), view.storage_offset() - buffers.LEAD, (buffers.LEAD,), (1,))
+
+
 def snapshot(buffers):
     """Host copies of the sorting part of ``buffers``, for the checkers' ``before=``."""
     return tuple(x.detach().cpu().clone() for x in buffers[-4:])

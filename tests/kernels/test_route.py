@@ -8,7 +8,7 @@ import oracles
 from oracles.layouts import vllm_from_ck
 
 from .harness import (canaried_vllm_route_out, check_vllm_sorting, expected_vllm, fresh_seed, guard_after,
-                      poisoned_route_out, random_logits, random_moe_buf, snapshot, upcast)
+                      lead_before, poisoned_route_out, random_logits, random_moe_buf, snapshot, upcast)
 
 PATHS = ["fused", "unfused", "auto"]
 
@@ -30,13 +30,16 @@ def run_route(logits, K, U, path, device, *, mask=None, M=None, m_on_device=Fals
     T, E = logits.shape
     out = poisoned_route_out(T, K, E, U, device)
     before = snapshot(out)
-    guards = [guard_after(x.view(torch.int32)).cpu().clone() for x in out[:2]]
+    # the canaries around each output the checkers do not cover: before every field, after the gating ones
+    canaries = [(f"before {name}", lead_before(x.view(torch.int32))) for name, x in zip(out._fields, out)]
+    canaries += [(f"past {name}", guard_after(x.view(torch.int32))) for name, x in zip(out._fields[:2], out[:2])]
+    expected = [c.cpu().clone() for _, c in canaries]
     buf_before = None if moe_buf is None else moe_buf.cpu().clone()
     num_local = torch.tensor([M], dtype=torch.int32, device=device) if m_on_device else M
     fused_moe.route(logits, K, unit_size=U, expert_mask=None if mask is None else torch.from_numpy(mask).to(device),
                     num_local_tokens=num_local, moe_buf=moe_buf, path=path, out=out)
-    for name, x, guard in zip(("topk_weights", "topk_ids"), out, guards):
-        assert torch.equal(guard_after(x.view(torch.int32)).cpu(), guard), f"route wrote past {name}"
+    for (where, canary), before_call in zip(canaries, expected):
+        assert torch.equal(canary.cpu(), before_call), f"route wrote {where}"
     report = oracles.check_route(out, upcast(logits), K, unit_size=U, expert_mask=mask, num_local_tokens=M,
                                  before=before)
     if moe_buf is not None:

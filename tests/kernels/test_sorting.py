@@ -86,17 +86,19 @@ def test_expert_mask(mask_kind, device):
     assert report.ok, f"seed={seed}\n{report}"
 
 
-def test_strided_weights(device):
-    """topk_weights as every other column of a wider tensor: each weight read at its stride."""
+def test_strided_topk_tensors(device):
+    """topk_ids column-major (a transposed copy) and topk_weights every other column of a
+    wider tensor: each read at its own strides."""
     seed = fresh_seed()
     rng = np.random.default_rng(seed)
     T, K, E, U = 9, 3, 8, 4
     ids = np.stack([rng.permutation(E)[:K] for _ in range(T)]).astype(np.int32)
     wide = torch.from_numpy(rng.random((T, 2 * K), dtype=np.float32)).to(device)
     weights = wide[:, ::2]
+    ids_t = torch.from_numpy(ids.T.copy()).to(device).t()
     out = poisoned_sorting_out(T, K, E, U, device)
     before = snapshot(out)
-    fused_moe.moe_sorting(torch.from_numpy(ids).to(device), weights, E, unit_size=U, out=out)
+    fused_moe.moe_sorting(ids_t, weights, E, unit_size=U, out=out)
     report = oracles.check_sorting(out, ids, weights.cpu().numpy(), E, unit_size=U, before=before)
     assert report.ok, f"seed={seed}\n{report}"
 
@@ -119,6 +121,15 @@ def test_moe_buf_row_sizes(dtype, row, device):
     rng = np.random.default_rng(seed)
     buf = random_moe_buf(rng, 6, row, dtype, device)
     report = run_sorting(rng, 6, 2, 8, 4, device, M=5, moe_buf=buf)
+    assert report.ok, f"seed={seed}\n{report}"
+
+
+def test_moe_buf_zeroed_by_several_programs(device):
+    """The tiled sort's zeroing programs after its tiles each zero their own block of words."""
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    buf = random_moe_buf(rng, 128, (64,), torch.float32, device)
+    report = run_sorting(rng, 128, 2, 8, 4, device, moe_buf=buf)
     assert report.ok, f"seed={seed}\n{report}"
 
 
