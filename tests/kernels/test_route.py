@@ -163,6 +163,16 @@ def run_vllm_route(logits, K, U, path, device, *, extra=0, mask=None, M=None, m_
     return out, report
 
 
+def test_vllm_layout_expert_zero_first_in_a_tile(device):
+    """vLLM weights are not packed into the presorted keys, so a tile whose first assignment
+    goes to expert 0 has a key of exactly 0: still a kept entry."""
+    seed = fresh_seed()
+    logits = random_logits(np.random.default_rng(seed), 17, 128, torch.bfloat16, device)
+    logits[0, 0] = 10.0
+    _, report = run_vllm_route(logits, 4, 8, "fused", device)
+    assert report.ok, f"seed={seed}\n{report}"
+
+
 # The CASES plus both sides of every dispatch threshold (fused: register sort, single tile,
 # last arriver; unfused: single-program and tiled sort; auto: fused_max_tokens).
 _TH = fused_moe.DISPATCH_THRESHOLDS
