@@ -190,7 +190,7 @@ def _unmodified(inputs: dict, snapshots: dict) -> oracles.CheckReport:
                                ["input modified"] if changed else [])
 
 
-def _guards(p: buffers.Poisoned, bases_before: list) -> oracles.CheckReport:
+def guards(p: buffers.Poisoned, bases_before: list) -> oracles.CheckReport:
     """Canaries around each buffer: LEAD elements before its start, GUARD past its end."""
     rep = oracles.CheckReport()
     torch = _torch()
@@ -235,7 +235,7 @@ def _call(target: Target, prop: str, case, args: tuple, inputs: dict, options: O
         out = {n: _host(v) for n, v in fields_of(result, names, target, prop, case).items()}
     problems = _unmodified(watched, snapshots)
     if poisoned is not None:
-        problems = problems.merged(_guards(poisoned, bases_before))
+        problems = problems.merged(guards(poisoned, bases_before))
     M = T if o.num_local_tokens is None else o.num_local_tokens
     return Run(out, before, problems, moe_before, None if moe_buf is None else _host(moe_buf), M)
 

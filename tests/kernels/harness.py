@@ -38,19 +38,15 @@ def poisoned_sorting_out(T, K, E, U, device):
     return fused_moe.SortingResult(*p.allocations[:3], p.views[3])
 
 
-def poisoned_route_out(T, K, E, U, device):
+def poisoned_route(T, K, E, U, device):
+    """(route outputs in canary-filled buffers, the fuzz.buffers.Poisoned they are cut from,
+    whose canaries fuzz.properties.guards checks)."""
     p = buffers.poisoned_route("ck", "tight", T, K, E, U, device)
-    return fused_moe.RouteResult(p.views[0], p.views[1], *p.allocations[2:5], p.views[5])
+    return fused_moe.RouteResult(p.views[0], p.views[1], *p.allocations[2:5], p.views[5]), p
 
 
-def guard_after(view):
-    """The canary guard that poisoned_*_out leave after ``view`` in its allocation."""
-    return view.new_empty(0).set_(view.untyped_storage(), view.storage_offset() + view.numel(), (buffers.GUARD,), (1,))
-
-
-def lead_before(view):
-    """The canaries that poisoned_*_out leave before ``view`` in its allocation."""
-    return view.new_empty(0).set_(view.untyped_storage(), view.storage_offset() - buffers.LEAD, (buffers.LEAD,), (1,))
+def poisoned_route_out(T, K, E, U, device):
+    return poisoned_route(T, K, E, U, device)[0]
 
 
 def snapshot(buffers):
