@@ -173,6 +173,23 @@ def test_int64_ids_match_int32(T, device):
         assert torch.equal(a.view(torch.int32), b.view(torch.int32)), f"seed={seed}: {name} differs int32/int64"
 
 
+#: Past 2**24 flat assignments a float32 quotient f / K rounds (n*K - 1) / K up to n: a token
+#: index computed in floating point reads the next row (tools/mutation/survivors.toml, the
+#: two `t = f // K` mutants). T*K just past 2**24 with the CK layout's largest T class.
+FLAT_PAST_2_24 = (2**22 + 6, 4)
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="2**24 assignments: over an hour under the interpreter")
+def test_flat_indices_past_2_24(device):
+    T, K = FLAT_PAST_2_24
+    assert T * K > 2**24 and T < 2**24  # past float32's exact integers; still a CK token index
+    seed = fresh_seed()
+    report = run_sorting(np.random.default_rng(seed), T, K, 256, 32, device)
+    assert report.ok, f"seed={seed}\n{report}"
+
+
 def test_numpy_integer_arguments(device):
     """NumPy integers stand for Python ints (the same plan, the same bits)."""
     seed = fresh_seed()
