@@ -190,8 +190,14 @@ def _unmodified(inputs: dict, snapshots: dict) -> oracles.CheckReport:
                                ["input modified"] if changed else [])
 
 
+def guard_snapshot(p: buffers.Poisoned) -> list:
+    """Host copies of ``p``'s whole allocations, taken before a call, for :func:`guards`."""
+    return [_host(a) for a in p.bases]
+
+
 def guards(p: buffers.Poisoned, bases_before: list) -> oracles.CheckReport:
-    """Canaries around each buffer: LEAD elements before its start, GUARD past its end."""
+    """Canaries around each buffer: LEAD elements before its start, GUARD past its end
+    (``bases_before``: :func:`guard_snapshot` of ``p`` before the call)."""
     rep = oracles.CheckReport()
     torch = _torch()
     for name, view, before, after in zip(p.names, p.views, bases_before, p.bases):
@@ -223,7 +229,7 @@ def _call(target: Target, prop: str, case, args: tuple, inputs: dict, options: O
     m_arg = o.m_arg(device)
     watched = {**inputs, "expert_mask": mask, "num_local_tokens": m_arg if isinstance(m_arg, torch.Tensor) else None}
     snapshots = {k: _bits(v) for k, v in watched.items() if v is not None}
-    bases_before = [] if poisoned is None else [_host(a) for a in poisoned.bases]
+    bases_before = [] if poisoned is None else guard_snapshot(poisoned)
     before = None if poisoned is None else {n: _host(v) for n, v in zip(poisoned.names, poisoned.views)}
     kwargs = target.kwargs(unit_size=o.unit_size if options is not None else None, expert_mask=mask,
                            num_local_tokens=m_arg, moe_buf=moe_buf, **extra,

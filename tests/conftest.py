@@ -53,9 +53,9 @@ def pytest_configure(config):
     differential fuzz test (231 s busy while the rest idled from 84 s). One test at a time
     (--maxschedchunk 1, added for this case: pytest-xdist issue #255, "a batch of slow tests
     to the same worker"), in the longest-first order below, is greedy longest-first
-    scheduling: a worker holds the test it runs and the next. Replaying xdist's scheduler over the last GPU run's durations
-    (tools/xdist_schedule.py) gave 115 s with 1, 262 s with 2, 191 s with no cap.
-    An explicit --maxschedchunk wins."""
+    scheduling: a worker holds the test it runs and the next. Replaying xdist's scheduler
+    over the last GPU run's durations (tools/xdist_schedule.py) gave 115 s with 1, 262 s
+    with 2, 191 s with no cap. An explicit --maxschedchunk wins."""
     if getattr(config.option, "maxschedchunk", "no xdist") is None:
         config.option.maxschedchunk = 1
 

@@ -31,7 +31,7 @@ def run_route(logits, K, U, path, device, *, mask=None, M=None, m_on_device=Fals
     T, E = logits.shape
     out, poisoned = poisoned_route(T, K, E, U, device)
     before = snapshot(out)
-    bases_before = [b.cpu().clone() for b in poisoned.bases]  # the canaries around every output
+    bases_before = fp.guard_snapshot(poisoned)  # the canaries around every output
     buf_before = None if moe_buf is None else moe_buf.cpu().clone()
     num_local = torch.tensor([M], dtype=torch.int32, device=device) if m_on_device else M
     fused_moe.route(logits, K, unit_size=U, expert_mask=None if mask is None else torch.from_numpy(mask).to(device),

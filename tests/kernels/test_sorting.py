@@ -15,7 +15,7 @@ from .harness import (canaried_vllm_sorting_out, check_vllm_sorting, expected_vl
 def _random_assignments(rng, T, K, E, *, out_of_range=False, duplicates=False, distinct=True):
     """Ids distinct per row (``distinct``, where E >= K: one permutation per row, slow past a
     million rows) or uniform, a repeat now and then (legal: each is an assignment)."""
-    distinct = distinct and E >= K and T
+    distinct = distinct and E >= K and T > 0
     ids = np.stack([rng.permutation(E)[:K] for _ in range(T)]) if distinct else rng.integers(0, E, (T, K))
     ids = ids.reshape(T, K).astype(np.int32)
     if duplicates and K > 1:
@@ -95,14 +95,14 @@ def test_strided_topk_tensors(device):
     seed = fresh_seed()
     rng = np.random.default_rng(seed)
     T, K, E, U = 9, 3, 8, 4
-    ids = np.stack([rng.permutation(E)[:K] for _ in range(T)]).astype(np.int32)
-    wide = torch.from_numpy(rng.random((T, 2 * K), dtype=np.float32)).to(device)
-    weights = wide[:, ::2]
+    ids, w = _random_assignments(rng, T, K, E)
+    wide = torch.from_numpy(rng.random((T, 2 * K), dtype=np.float32))
+    wide[:, ::2] = torch.from_numpy(w)
     ids_t = torch.from_numpy(ids.T.copy()).to(device).t()
     out = poisoned_sorting_out(T, K, E, U, device)
     before = snapshot(out)
-    fused_moe.moe_sorting(ids_t, weights, E, unit_size=U, out=out)
-    report = oracles.check_sorting(out, ids, weights.cpu().numpy(), E, unit_size=U, before=before)
+    fused_moe.moe_sorting(ids_t, wide.to(device)[:, ::2], E, unit_size=U, out=out)
+    report = oracles.check_sorting(out, ids, w, E, unit_size=U, before=before)
     assert report.ok, f"seed={seed}\n{report}"
 
 
